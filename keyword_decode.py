@@ -1,0 +1,1 @@
+"""Stage 4 entry point (filled in by the decode issue)."""
