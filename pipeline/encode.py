@@ -1,10 +1,30 @@
-"""Stage 1, encode: a titles CSV -> keyword-tagged training text, in parallel on Ray."""
+"""Stage 1, encode: a titles CSV -> keyword-tagged training text, in parallel on Ray.
+
+    python keyword_encode.py --config configs/default.yaml [encode.repeat=5 ...]
+
+The driver reads and validates the CSV in chunks (pipeline.rows) and hands batches
+of rows to Ray actors that each load spaCy once and run `nlp.pipe`; documents come
+back per batch and are written in batch order, then shuffled with the run's seed,
+so the output is byte-identical whatever the number of workers.
+"""
 from __future__ import annotations
 
+import random
+import time
+from collections import Counter
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Iterator, Literal, NamedTuple
 
 from pipeline.errors import ConfigError
+from pipeline.format import Document, build_document, clean_text, normalise_category, normalise_keyword
+from pipeline.io import atomic_path, write_json
+from pipeline.keywords import dedupe, extract_keywords, keyword_subsets, straighten_quotes
+from pipeline.nlp import load_spacy
+from pipeline.rows import Row, iter_rows
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 
 @dataclass(frozen=True)
@@ -40,3 +60,182 @@ class EncodeConfig:
             raise ConfigError("title_field: a title or a body column is needed")
         if not self.keyword_sep:
             raise ConfigError("keyword_sep: must not be empty")
+
+
+class BatchResult(NamedTuple):
+    """What encoding one batch of rows gives back to the driver."""
+
+    documents: list[str]
+    keyword_counts: list[int]  # keywords in each document
+    cleaned_fields: int  # fields whose text had tokens, fake markers or newlines removed
+    rows_without_keywords: int
+
+
+def _row_keywords(row: Row, ecfg: EncodeConfig, doc) -> list[str]:
+    """User-supplied keywords when the config names a keywords column, else those spaCy finds in `doc`."""
+    if ecfg.keywords_field:
+        return dedupe(normalise_keyword(k) for k in (row.keywords or "").split(ecfg.keyword_sep))
+    return extract_keywords(doc, ecfg.keyword_length_max)
+
+
+def _keyword_text(row: Row, ecfg: EncodeConfig) -> str:
+    parts = {"title": [row.title], "body": [row.body], "both": [row.title, row.body]}[ecfg.keyword_gen]
+    return straighten_quotes(". ".join(p for p in parts if p))
+
+
+def encode_rows(nlp, ecfg: EncodeConfig, seed: int, rows: list[Row]) -> BatchResult:
+    """Documents for `rows`: keywords by the spec's rules, `repeat` augmented variants per row.
+
+    Each row draws its subsets from its own RNG seeded by (seed, row index), so the
+    result does not depend on how rows were split into batches or workers.
+    """
+    if ecfg.keywords_field:
+        docs = [None] * len(rows)
+    else:
+        docs = nlp.pipe((_keyword_text(r, ecfg) for r in rows), batch_size=256)
+    out = BatchResult([], [], 0, 0)
+    cleaned = 0
+    for row, doc in zip(rows, docs):
+        keywords = _row_keywords(row, ecfg, doc)
+        fields = {}
+        for name in ("title", "body"):
+            raw = getattr(row, name)
+            if raw is not None:
+                fields[name] = clean_text(raw)
+                cleaned += fields[name] != " ".join(raw.split())
+        category = normalise_category(row.category) if row.category is not None else None
+        rng = random.Random(f"{seed}:{row.index}")
+        subsets = keyword_subsets(keywords, ecfg.repeat, ecfg.min_keywords, ecfg.max_keywords, rng)
+        for subset in subsets:
+            out.documents.append(build_document(Document(category, subset, fields.get("title"), fields.get("body"))))
+            out.keyword_counts.append(len(subset))
+        out = out._replace(rows_without_keywords=out.rows_without_keywords + (not keywords))
+    return out._replace(cleaned_fields=cleaned)
+
+
+class EncodeWorker:
+    """A Ray actor: loads spaCy once, then encodes batch after batch."""
+
+    def __init__(self, ecfg: EncodeConfig, seed: int):
+        self.ecfg, self.seed = ecfg, seed
+        self.nlp = None if ecfg.keywords_field else load_spacy(ecfg.spacy_model)
+
+    def encode(self, rows: list[Row]) -> BatchResult:
+        return encode_rows(self.nlp, self.ecfg, self.seed, rows)
+
+
+def _batches(path: Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[Row]]:
+    for chunk in iter_rows(path, ecfg, skipped):
+        for i in range(0, len(chunk), ecfg.batch_rows):
+            yield chunk[i:i + ecfg.batch_rows]
+
+
+def start_ray(ecfg: EncodeConfig) -> None:
+    """Connect to `ray_address` when set, else start a local Ray sized to `workers` (once per process)."""
+    import ray
+
+    if not ray.is_initialized():
+        _init_ray(ecfg)
+    cpus = ray.cluster_resources().get("CPU", 0)
+    if cpus < ecfg.workers:
+        raise ConfigError(f"workers: {ecfg.workers} workers asked for but the Ray cluster has {cpus:g} CPUs")
+
+
+def _init_ray(ecfg: EncodeConfig) -> None:
+    import os
+
+    import ray
+
+    root = str(Path(__file__).resolve().parent.parent)
+    if ecfg.ray_address:
+        # A remote cluster needs our code shipped to it; a local one imports it from this checkout.
+        ray.init(address=ecfg.ray_address, runtime_env={"working_dir": root, "excludes": [".venv", "data", ".git"]},
+                 log_to_driver=False)
+    else:
+        ray.init(num_cpus=max(ecfg.workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": root}})
+
+
+def run_batches(ecfg: EncodeConfig, seed: int, batches: Iterator[list[Row]],
+                on_done: Callable[[int, BatchResult], None]) -> None:
+    """Encode `batches` on `workers` Ray actors, two batches in flight per actor; `on_done(batch_no, result)`."""
+    import ray
+
+    start_ray(ecfg)
+    actor_cls = ray.remote(num_cpus=1)(EncodeWorker)
+    actors = [actor_cls.remote(ecfg, seed) for _ in range(ecfg.workers)]
+    pending: dict = {}
+    numbered = enumerate(batches)
+
+    def submit(actor) -> bool:
+        item = next(numbered, None)
+        if item is None:
+            return False
+        pending[actor.encode.remote(item[1])] = (item[0], actor)
+        return True
+
+    try:
+        for actor in actors * 2:
+            submit(actor)
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            batch_no, actor = pending.pop(ref)
+            on_done(batch_no, ray.get(ref))
+            submit(actor)
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+def encode(cfg: Config, out_path: Path, stats_path: Path) -> dict:
+    """Encode `cfg.encode.input` into `out_path` (shuffled with `cfg.seed`) and the stats JSON at `stats_path`.
+
+    Returns the stats. Both files are written atomically, the stats last.
+    """
+    from tqdm import tqdm
+
+    ecfg = cfg.encode
+    started = time.perf_counter()
+    skipped: Counter = Counter()
+    results: dict[int, BatchResult] = {}
+    batch_rows: dict[int, int] = {}
+    with tqdm(desc="encode", unit="rows", disable=None) as bar:
+        def counted(batches: Iterator[list[Row]]) -> Iterator[list[Row]]:
+            for no, batch in enumerate(batches):
+                batch_rows[no] = len(batch)
+                yield batch
+
+        def on_done(batch_no: int, result: BatchResult) -> None:
+            results[batch_no] = result
+            bar.update(batch_rows[batch_no])
+
+        run_batches(ecfg, cfg.seed, counted(_batches(Path(ecfg.input), ecfg, skipped)), on_done)
+    rows_done = sum(batch_rows.values())
+    documents = [d for no in sorted(results) for d in results[no].documents]
+    # A seeded global shuffle spreads a title's variants over the whole file.
+    random.Random(cfg.seed).shuffle(documents)
+    with atomic_path(out_path) as tmp:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            fh.writelines(d + "\n" for d in documents)
+    seconds = time.perf_counter() - started
+    counts = [c for r in results.values() for c in r.keyword_counts]
+    stats = {
+        "input": str(ecfg.input),
+        "output": str(out_path),
+        "rows_read": rows_done + sum(skipped.values()),
+        "rows_encoded": rows_done,
+        "rows_skipped": dict(sorted((k, v) for k, v in skipped.items() if v)),
+        "rows_without_keywords": sum(r.rows_without_keywords for r in results.values()),
+        "fields_cleaned": sum(r.cleaned_fields for r in results.values()),
+        "documents_written": len(documents),
+        "keywords_per_document": {
+            "mean": round(sum(counts) / len(counts), 3) if counts else 0.0,
+            "histogram": {str(k): v for k, v in sorted(Counter(counts).items())},
+        },
+        "workers": ecfg.workers,
+        "seed": cfg.seed,
+        "seconds": round(seconds, 2),
+        "rows_per_second": round(rows_done / seconds, 1) if seconds else None,
+    }
+    write_json(stats_path, stats)
+    return stats

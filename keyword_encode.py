@@ -1,0 +1,59 @@
+"""Stage 1 entry point: encode a titles CSV into keyword-tagged training text.
+
+    python keyword_encode.py --config configs/default.yaml [section.key=value ...]
+
+Also keeps the original scripts' Python API, `encode_keywords(...)`.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+
+from pipeline.config import Config, load_config
+from pipeline.encode import EncodeConfig, encode
+from pipeline.errors import ConfigError, InputError
+from pipeline.format import END_TOKEN, START_TOKEN
+
+
+def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_field: str | None = None,
+                    title_field: str | None = None, body_field: str | None = None,
+                    keywords_field: str | None = None, keyword_gen: str = "title", keyword_sep: str = ",",
+                    repeat: int = 3, max_keywords: int = 3, keyword_length_max: int = 20,
+                    start_token: str = START_TOKEN, end_token: str = END_TOKEN, seed: int = 42,
+                    workers: int = 2) -> dict:
+    """Encode `csv_path` into `out_path` as the original `encode_keywords` did; returns the stats.
+
+    The stats JSON is written beside the output (`<out_path>.stats.json`). The tokens are fixed by
+    pipeline/format.py (every stage must agree on them), so other values are rejected.
+    """
+    if (start_token, end_token) != (START_TOKEN, END_TOKEN):
+        raise ValueError(f"start/end tokens are fixed by pipeline/format.py: {START_TOKEN!r}, {END_TOKEN!r}")
+    ecfg = EncodeConfig(input=csv_path, category_field=category_field, title_field=title_field,
+                        body_field=body_field, keywords_field=keywords_field, keyword_gen=keyword_gen,
+                        keyword_sep=keyword_sep, repeat=repeat, max_keywords=max_keywords,
+                        min_keywords=min(1, max_keywords), keyword_length_max=keyword_length_max,
+                        workers=workers)
+    cfg = dataclasses.replace(Config(), seed=seed, encode=ecfg)
+    return encode(cfg, Path(out_path), Path(f"{out_path}.stats.json"))
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        stats = encode(cfg, cfg.paths.encoded, cfg.paths.encode_stats)
+    except (ConfigError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"encode: {stats['rows_encoded']} rows -> {stats['documents_written']} documents in "
+          f"{stats['output']} ({stats['rows_per_second']} rows/s); skipped: {stats['rows_skipped'] or 'none'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

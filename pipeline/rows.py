@@ -1,0 +1,123 @@
+"""Reading the encode stage's input CSV in chunks, skipping and counting bad rows.
+
+The reader never holds the whole file: pandas yields `csv_chunk_rows` rows at a
+time, each validated with vectorised checks, and only the surviving rows travel
+on as small `Row` tuples.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator, NamedTuple
+
+from pipeline.errors import InputError
+
+if TYPE_CHECKING:
+    from pipeline.encode import EncodeConfig
+
+# Undecodable bytes are kept as lone surrogates (errors="surrogateescape") so a bad
+# row can be found and counted instead of failing the whole file or being mangled.
+_BAD_BYTES = r"[\udc80-\udcff]"
+
+
+class Row(NamedTuple):
+    """One valid input row; `index` is its 0-based position among data rows of the file."""
+
+    index: int
+    category: str | None
+    title: str | None
+    body: str | None
+    keywords: str | None
+
+
+def columns_used(ecfg: EncodeConfig) -> dict[str, str]:
+    """Row field -> CSV column, for the columns the config names."""
+    named = {"category": ecfg.category_field, "title": ecfg.title_field,
+             "body": ecfg.body_field, "keywords": ecfg.keywords_field}
+    return {field: col for field, col in named.items() if col}
+
+
+def _read_kwargs(ecfg: EncodeConfig) -> dict:
+    # object, not str: pandas 3 would store str in Arrow, which rejects the escaped bad bytes.
+    return dict(dtype=object, keep_default_na=False, na_values=[], encoding="utf-8-sig",
+                encoding_errors="surrogateescape")
+
+
+def check_columns(path: Path, ecfg: EncodeConfig) -> dict[str, str]:
+    """The used columns; InputError naming missing columns and listing the present ones."""
+    import pandas as pd
+
+    if not path.is_file():
+        raise InputError(f"encode.input: {path} does not exist")
+    try:
+        header = list(pd.read_csv(path, nrows=0, **_read_kwargs(ecfg)).columns)
+    except pd.errors.EmptyDataError:
+        raise InputError(f"{path}: the file is empty (expected a CSV with a header row)") from None
+    used = columns_used(ecfg)
+    missing = [col for col in used.values() if col not in header]
+    if missing:
+        raise InputError(
+            f"{path}: missing column(s) {', '.join(map(repr, missing))}; "
+            f"columns present: {', '.join(map(repr, header))}"
+        )
+    return used
+
+
+def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[Row]]:
+    """Chunks of valid rows of the CSV at `path`; every skipped row is counted in `skipped` by reason.
+
+    Reasons: malformed_line, invalid_utf8, missing_category, empty_title, empty_body,
+    too_long, duplicate.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    used = check_columns(path, ecfg)
+    seen: set[int] = set()
+    offset = 0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", pd.errors.ParserWarning)
+        # No usecols: with it pandas silently truncates lines that have too many fields.
+        reader = pd.read_csv(path, chunksize=ecfg.csv_chunk_rows,
+                             on_bad_lines="warn", **_read_kwargs(ecfg))
+        for chunk in reader:
+            skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
+            caught.clear()
+            # A line with too few fields has NaN cells: counted below as a missing category/empty title.
+            frame = pd.DataFrame({field: chunk[col].fillna("") for field, col in used.items()})
+            index = pd.RangeIndex(offset, offset + len(frame))
+            frame.index = index
+            offset += len(frame)
+            yield _valid_rows(frame, ecfg, skipped, seen)
+        skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
+
+
+def _valid_rows(frame, ecfg: EncodeConfig, skipped: Counter, seen: set[int]) -> list[Row]:
+    import pandas as pd
+
+    bad = pd.Series(False, index=frame.index)
+
+    def drop(reason: str, mask) -> None:
+        nonlocal bad
+        new = mask & ~bad
+        skipped[reason] += int(new.sum())
+        bad |= new
+
+    drop("invalid_utf8", frame.apply(lambda col: col.str.contains(_BAD_BYTES, regex=True)).any(axis=1))
+    if "category" in frame:
+        drop("missing_category", frame["category"].str.strip() == "")
+    if "title" in frame:
+        drop("empty_title", frame["title"].str.strip() == "")
+    elif "body" in frame:
+        drop("empty_body", frame["body"].str.strip() == "")
+    drop("too_long", (frame.apply(lambda col: col.str.len()) > ecfg.max_field_chars).any(axis=1))
+    # Hashed after the other checks: undecodable text cannot be hashed, and a row skipped
+    # for another reason must not make a later valid copy of it count as a duplicate.
+    hashes = pd.util.hash_pandas_object(frame[~bad], index=False)
+    dup = hashes.duplicated() | hashes.isin(seen)
+    drop("duplicate", dup.reindex(frame.index, fill_value=False))
+    good = frame[~bad]
+    seen.update(hashes[~dup].tolist())
+    cols = [good[f] if f in good else [None] * len(good) for f in ("category", "title", "body", "keywords")]
+    return [Row(i, *vals) for i, *vals in zip(good.index.tolist(), *cols)]

@@ -1,0 +1,141 @@
+"""The Ray encoder end to end: determinism, augmentation, bad input, atomic output, original API."""
+import csv
+import dataclasses
+import itertools
+import json
+
+import pytest
+
+from keyword_encode import encode_keywords
+from pipeline.config import Config
+from pipeline.encode import EncodeConfig, encode
+from pipeline.errors import InputError
+from pipeline.format import parse_document
+
+SUBJECTS = ["My dog", "Our landlord", "The new Zelda game", "A stranger in Paris", "My grandmother",
+            "This sourdough starter", "The city council", "Netflix", "My first marathon", "A tiny frog"]
+ENDINGS = ["finally learned to open the fridge", "made me cry today", "is way better than expected",
+           "broke every record last year", "needs your advice", "surprised the whole family"]
+
+
+def titles(n):
+    for subject, ending in itertools.islice(itertools.product(SUBJECTS, ENDINGS), n):
+        yield f"{subject} {ending}"
+
+
+def write_csv(path, rows, header=("subreddit", "title")):
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def run(tmp_path, input_path, name="out", seed=42, **encode_options):
+    ecfg = EncodeConfig(input=str(input_path), **encode_options)
+    cfg = dataclasses.replace(Config(), seed=seed, encode=ecfg)
+    out = tmp_path / f"{name}.txt"
+    stats = encode(cfg, out, tmp_path / f"{name}.json")
+    return out, stats
+
+
+@pytest.fixture(scope="module")
+def sample_csv(tmp_path_factory):
+    subs = ["aww", "AskReddit", "cooking", "gaming"]
+    rows = [(subs[i % 4], t) for i, t in enumerate(titles(60))]
+    return write_csv(tmp_path_factory.mktemp("in") / "titles.csv", rows)
+
+
+def test_same_seed_gives_identical_bytes_with_one_or_two_workers(tmp_path, sample_csv, ray_session):
+    one, stats1 = run(tmp_path, sample_csv, "one", workers=1, batch_rows=7)
+    two, stats2 = run(tmp_path, sample_csv, "two", workers=2, batch_rows=13)
+    assert one.read_bytes() == two.read_bytes()
+    other, _ = run(tmp_path, sample_csv, "seed", seed=7, workers=2, batch_rows=13)
+    assert other.read_bytes() != one.read_bytes()
+    assert stats1["rows_encoded"] == stats2["rows_encoded"] == 60
+
+
+def test_documents_follow_the_format_and_the_augmentation_rules(tmp_path, sample_csv, ray_session):
+    out, stats = run(tmp_path, sample_csv, repeat=3, min_keywords=1, max_keywords=3)
+    lines = out.read_text(encoding="utf-8").splitlines()
+    docs = [parse_document(line) for line in lines]
+    assert stats["documents_written"] == len(lines) and 60 <= len(lines) <= 180
+    assert {d.category for d in docs} == {"aww", "askreddit", "cooking", "gaming"}
+    by_title = {}
+    for d in docs:
+        assert 1 <= len(d.keywords) <= 3
+        by_title.setdefault(d.title, []).append(d.keywords)
+    assert len(by_title) == 60
+    for variants in by_title.values():
+        assert len(variants) == len(set(variants)) <= 3  # identical documents from one row written once
+    # The variants of one title are spread across the file, not written next to each other.
+    adjacent = sum(parse_document(a).title == parse_document(b).title for a, b in zip(lines, lines[1:]))
+    assert adjacent < len(lines) * 0.1
+    saved = json.loads((tmp_path / "out.json").read_text())
+    assert saved["documents_written"] == len(lines) and saved["rows_per_second"] > 0
+    assert sum(int(v) for v in saved["keywords_per_document"]["histogram"].values()) == len(lines)
+
+
+def test_bad_rows_are_skipped_and_counted(tmp_path, ray_session):
+    good = list(titles(12))
+    path = tmp_path / "bad.csv"
+    lines = ["subreddit,title"] + [f"aww,{t}" for t in good] + [
+        "aww,",                          # empty title
+        "aww,   ",                       # blank title
+        f",{good[0]} but no category",   # NaN category
+        "aww," + "long " * 2000,         # 10,000-character title
+        f"aww,{good[1]}",                # duplicate row
+        f"aww,{good[2]}",                # duplicate row
+        'aww,"quoted, with comma",extra,fields',  # malformed line
+    ]
+    data = "\ufeff" + "\n".join(lines) + "\n"  # with a byte-order mark
+    raw = data.encode("utf-8") + b"aww,Caf\xe9 latte art gone wrong\n"  # Latin-1 byte, not UTF-8
+    path.write_bytes(raw)
+    out, stats = run(tmp_path, path)
+    assert stats["rows_encoded"] == 12
+    assert stats["rows_skipped"] == {"duplicate": 2, "empty_title": 2, "invalid_utf8": 1,
+                                     "malformed_line": 1, "missing_category": 1, "too_long": 1}
+    assert stats["rows_read"] == 12 + 8
+    titles_out = {parse_document(line).title for line in out.read_text(encoding="utf-8").splitlines()}
+    assert titles_out == set(good)
+
+
+def test_field_text_that_would_break_the_format_is_cleaned_and_counted(tmp_path, ray_session):
+    path = write_csv(tmp_path / "tricky.csv", [("gaming", "Played ~500 hours ~@home\nstill bad <|endoftext|>"),
+                                               ("aww", "Meet me @ the park")])
+    out, stats = run(tmp_path, path)
+    titles_out = {parse_document(line).title for line in out.read_text(encoding="utf-8").splitlines()}
+    assert titles_out == {"Played ~500 hours @home still bad", "Meet me @ the park"}
+    assert stats["fields_cleaned"] == 1
+
+
+def test_missing_column_names_it_and_lists_the_present_ones(tmp_path):
+    path = write_csv(tmp_path / "cols.csv", [("aww", "x")], header=("sub", "title"))
+    with pytest.raises(InputError, match=r"missing column\(s\) 'subreddit'; columns present: 'sub', 'title'"):
+        run(tmp_path, path)
+    assert not list(tmp_path.glob("out*"))  # nothing half-written
+
+
+def test_missing_and_empty_input_files(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        run(tmp_path, tmp_path / "nope.csv")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(InputError, match="empty"):
+        run(tmp_path, tmp_path / "empty.csv")
+
+
+def test_original_api_with_body_and_user_keywords(tmp_path, ray_session):
+    path = write_csv(tmp_path / "api.csv", [("books", "Finished Dune at last", "Took me a year", "Dune, sci fi ,"),
+                                            ("books", "No keywords given", "Body", "")],
+                     header=("sub", "headline", "text", "tags"))
+    out = tmp_path / "api.txt"
+    stats = encode_keywords(str(path), out_path=str(out), category_field="sub", title_field="headline",
+                            body_field="text", keywords_field="tags", keyword_sep=",", repeat=3, max_keywords=3)
+    docs = [parse_document(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert stats["documents_written"] == len(docs) and (tmp_path / "api.txt.stats.json").exists()
+    dune = [d for d in docs if d.title == "Finished Dune at last"]
+    assert {k for d in dune for k in d.keywords} == {"Dune", "sci-fi"}
+    assert all(d.body == "Took me a year" for d in dune)
+    assert [d.keywords for d in docs if d.title == "No keywords given"] == [()]
+    with pytest.raises(ValueError, match="fixed by pipeline/format.py"):
+        encode_keywords(str(path), out_path=str(out), start_token="<s>")
