@@ -30,7 +30,6 @@ help:  ## list the targets
 
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements.lock
 	@touch $@
 
@@ -52,15 +51,24 @@ endif
 FORCE_DEPS:
 
 COMMON_CODE := pipeline/__init__.py pipeline/config.py pipeline/errors.py pipeline/io.py pipeline/format.py
-EXPORT_CODE := $(COMMON_CODE) pipeline/export.py $(wildcard bigquery/*.sql)
+EXPORT_CODE := $(COMMON_CODE) $(wildcard pipeline/export*.py) pipeline/dumps.py $(wildcard bigquery/*.sql)
 ENCODE_CODE := $(COMMON_CODE) keyword_encode.py pipeline/encode.py pipeline/keywords.py pipeline/nlp.py
-TRAIN_CODE := $(COMMON_CODE) pipeline/model.py pipeline/train.py
-GENERATE_CODE := $(COMMON_CODE) pipeline/generate.py pipeline/guidance.py pipeline/model.py
-DECODE_CODE := $(COMMON_CODE) keyword_decode.py pipeline/decode.py pipeline/report.py pipeline/nlp.py
+TRAIN_CODE := $(COMMON_CODE) pipeline/model.py pipeline/train.py pipeline/train_log.py
+GENERATE_CODE := $(COMMON_CODE) pipeline/generate.py pipeline/guidance.py pipeline/model.py \
+                 pipeline/sampler.py pipeline/prompts.py pipeline/jobfile.py
+DECODE_CODE := $(COMMON_CODE) keyword_decode.py pipeline/decode.py pipeline/report.py pipeline/nlp.py \
+               pipeline/measures.py pipeline/dedupe.py pipeline/samples.py pipeline/report_plot.py
 
 export: $(EXPORT_OUTPUT)  ## stage 0: submissions dump -> subreddit,title CSV
 $(EXPORT_OUTPUT): $(CFGDIR)/export.json $(EXPORT_INPUTS) $(EXPORT_CODE)
 	$(PY) -m pipeline.export --config $(CONFIG) $(OVERRIDES)
+
+# Synthetic monthly dumps for configs/export-example.yaml, made only when missing (no code
+# prerequisite, so an existing dump is never rewritten). Real dumps go elsewhere in data/dumps/.
+data/dumps/synthetic/RS_%.zst: | $(STAMP)
+	$(PY) -m pipeline.dumpgen $@ --rows 30000 --seed 0
+data/dumps/synthetic/RS_%.parquet: | $(STAMP)
+	$(PY) -m pipeline.dumpgen $@ --rows 30000 --seed 0
 
 encode: $(RUN_DIR)/encoded.txt  ## stage 1: CSV -> keyword-tagged training text (+ stats JSON)
 $(RUN_DIR)/encoded.txt: $(CFGDIR)/encode.json $(ENCODE_INPUT) $(ENCODE_CODE)
@@ -75,7 +83,7 @@ $(RUN_DIR)/generated.jsonl: $(CFGDIR)/generate.json $(RUN_DIR)/train.done $(PROM
 	$(PY) -m pipeline.generate --config $(CONFIG) $(OVERRIDES)
 
 decode: $(RUN_DIR)/decoded.csv report  ## stage 4: generated text -> clean CSV, then the report
-$(RUN_DIR)/decoded.csv: $(CFGDIR)/decode.json $(RUN_DIR)/generated.jsonl $(DECODE_CODE)
+$(RUN_DIR)/decoded.csv: $(CFGDIR)/decode.json $(RUN_DIR)/generated.jsonl $(RUN_DIR)/encoded.txt $(DECODE_CODE)
 	$(PY) keyword_decode.py --config $(CONFIG) $(OVERRIDES)
 
 report: $(RUN_DIR)/report.json  ## quality report (JSON, Markdown, PNG) of the decoded titles

@@ -60,6 +60,10 @@ class RunPaths:
         return self.run_dir / "decoded.csv"
 
     @property
+    def decode_stats(self) -> Path:
+        return self.run_dir / "decode_stats.json"
+
+    @property
     def report_json(self) -> Path:
         return self.run_dir / "report.json"
 

@@ -1,10 +1,210 @@
-"""Stage 4, decode: regex decoding, measures and report (owned by the decode issue)."""
+"""Stage 4, decode: raw generated samples -> clean, de-duplicated CSV with per-title measures.
+
+    python keyword_decode.py --config configs/default.yaml [decode.keep_unfinished=true ...]
+
+Sections are cut out of the first document of each sample with the regexes of
+pipeline/format.py. Samples are streamed in chunks of `batch_size`: decoded, checked
+for keyword coverage and novelty (pipeline.measures), and added to an on-disk
+de-duplicating store (pipeline.dedupe), so memory does not grow with the number of
+samples. The CSV is written from the store at the end, atomically, with a stats JSON.
+"""
 from __future__ import annotations
 
+import csv
+import itertools
+import time
+from collections import Counter, defaultdict
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
+
+from pipeline.dedupe import DedupeStore
+from pipeline.errors import ConfigError
+from pipeline.format import KEYWORD_SEP, SECTION_ORDER, clean_text, first_document, section_regex
+from pipeline.io import atomic_path, write_json
+from pipeline.measures import Lemmatiser, coverage, needs_lemmas, novelty_key, training_titles, words
+from pipeline.samples import read_records
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+_SECTION_RES = {s: section_regex(s) for s in SECTION_ORDER}
+# Record fields copied to the CSV when the generate stage writes them; the report compares their groups.
+GROUP_FIELDS = ("guided",)
+MEASURE_COLUMNS = ("n_keywords", "keyword_coverage", "all_keywords_present", "missing_keywords", "novel")
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    sections: tuple[str, ...] = ("title",)
-    keep_unfinished: bool = False
+    """Options of the decode stage and its report (the `decode:` section)."""
+
+    sections: tuple[str, ...] = ("title",)  # CSV always has category and keywords too; 'body' adds a column
+    keep_unfinished: bool = False  # keep samples that never produced the end token (their text runs to the end)
+    spacy_model: str = "en_core_web_sm"  # lemmas for keyword coverage
+    batch_size: int = 1000  # samples decoded (and titles lemmatised) at a time
+    report_top_categories: int = 20  # categories shown in the Markdown table and the plot (the JSON has all)
+
+    def __post_init__(self) -> None:
+        unknown = [s for s in self.sections if s not in SECTION_ORDER]
+        if unknown:
+            raise ConfigError(f"sections: {unknown[0]!r} is not one of {', '.join(SECTION_ORDER)}")
+        if len(set(self.sections)) != len(self.sections):
+            raise ConfigError("sections: a section is listed twice")
+        if "title" not in self.sections:
+            raise ConfigError("sections: must include 'title' (the CSV and the report are about titles)")
+        for key in ("batch_size", "report_top_categories"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1")
+
+
+class Sample(NamedTuple):
+    """The requested sections of one sample's first document, and whether it reached the end token."""
+
+    values: dict[str, str]
+    finished: bool
+
+
+def canonical_sections(sections: Iterable[str]) -> tuple[str, ...]:
+    """`sections` in the format's order; ValueError naming an unknown one."""
+    sections = list(sections)
+    for s in sections:
+        if s not in SECTION_ORDER:
+            raise ValueError(f"sections: {s!r} is not one of {', '.join(SECTION_ORDER)}")
+    return tuple(s for s in SECTION_ORDER if s in sections)
+
+
+def _tidy(section: str, raw: str) -> str:
+    if section == "keywords":
+        return KEYWORD_SEP.join(raw.split())
+    if section == "category":
+        return raw.strip()
+    # Training titles went through clean_text, so generated ones are compared in the same form.
+    return clean_text(raw)
+
+
+def extract(text: str, sections: Sequence[str]) -> Sample:
+    """The `sections` of the first document in `text` ('' for an absent one).
+
+    Each capture stops at the next section marker or token, so asking for the title
+    alone never returns the body after it.
+    """
+    doc, finished = first_document(text)
+    values = {}
+    for section in sections:
+        m = _SECTION_RES[section].search(doc)
+        values[section] = _tidy(section, m.group(1)) if m else ""
+    return Sample(values, finished)
+
+
+def drop_reason(sample: Sample, keep_unfinished: bool) -> str | None:
+    """Why `sample` is dropped ('unfinished', 'empty_title'), or None when it is kept."""
+    if not sample.finished and not keep_unfinished:
+        return "unfinished"
+    if "title" in sample.values and not sample.values["title"]:
+        return "empty_title"
+    return None
+
+
+class _Tally:
+    """Samples and valid samples counted per value of each group dimension."""
+
+    def __init__(self) -> None:
+        self.groups: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
+
+    def add(self, group: dict[str, str], valid: bool) -> None:
+        for dim, value in group.items():
+            self.groups[dim][value]["samples"] += 1
+            self.groups[dim][value]["valid"] += int(valid)
+
+    def as_dict(self) -> dict:
+        return {dim: {v: dict(c) for v, c in sorted(vals.items())} for dim, vals in self.groups.items()}
+
+
+def _measure_rows(chunk: list[tuple[dict, dict[str, str]]], group_fields: tuple[str, ...], known: set[str],
+                  lemmatiser: Lemmatiser) -> list[tuple[str, ...]]:
+    """Store rows (key columns then MEASURE_COLUMNS) for a chunk of (record, decoded sections)."""
+    titles = [values["title"] for _, values in chunk]
+    keywords = [values["keywords"].split() for _, values in chunk]
+    found = [words(t) for t in titles]
+    todo = [i for i in range(len(chunk)) if needs_lemmas(keywords[i], found[i])]
+    lemmatiser.add_lemmas([titles[i] for i in todo], [found[i] for i in todo])
+    rows = []
+    for (record, values), kws, title_words in zip(chunk, keywords, found):
+        cov = coverage(kws, title_words)
+        key = tuple(values.values()) + tuple(_field(record, f) for f in group_fields)
+        ratio = "" if cov.ratio is None else f"{cov.ratio:.4f}"
+        rows.append(key + (str(len(kws)), ratio, _flag(not cov.missing), KEYWORD_SEP.join(cov.missing),
+                           _flag(novelty_key(values["title"]) not in known)))
+    return rows
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _field(record: dict, name: str) -> str:
+    value = record.get(name)
+    if value is None:
+        return ""
+    return _flag(value) if isinstance(value, bool) else str(value)
+
+
+def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_path: Path) -> dict:
+    """Decode the JSON Lines samples in `generated` into `out_csv`; novelty is checked against `encoded`.
+
+    Returns the stats also written to `stats_path`: samples read, valid, dropped per
+    reason, unique rows, and samples/valid per category, keyword count and group field.
+    """
+    dcfg = cfg.decode
+    started = time.perf_counter()
+    sections = canonical_sections(set(dcfg.sections) | {"category", "keywords"})
+    known = training_titles(encoded)
+    lemmatiser = Lemmatiser(dcfg.spacy_model, dcfg.batch_size)
+    records = read_records(generated)
+    first = next(records, None)
+    group_fields = tuple(f for f in GROUP_FIELDS if isinstance(first, dict) and f in first)
+    dropped: Counter = Counter()
+    tally = _Tally()
+    samples = kept_unfinished = 0
+    with DedupeStore(out_csv, sections + group_fields, MEASURE_COLUMNS) as store:
+        stream = itertools.chain([first] if first is not None else [], records)
+        while batch := list(itertools.islice(stream, dcfg.batch_size)):
+            chunk = []
+            for record in batch:
+                samples += 1
+                if isinstance(record, str):
+                    dropped[record] += 1
+                    continue
+                sample = extract(record["text"], sections)
+                # The generator may cut the text at the end token; its own flag then says it got there.
+                sample = sample._replace(finished=sample.finished or record.get("finished") is True)
+                reason = drop_reason(sample, dcfg.keep_unfinished)
+                group = {"category": sample.values["category"],
+                         "n_keywords": str(len(sample.values["keywords"].split()))}
+                group.update({f: _field(record, f) for f in group_fields})
+                tally.add(group, reason is None)
+                if reason:
+                    dropped[reason] += 1
+                    continue
+                kept_unfinished += int(not sample.finished)
+                chunk.append((record, sample.values))
+            store.add_many(_measure_rows(chunk, group_fields, known, lemmatiser))
+        with atomic_path(out_csv) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f)
+            writer.writerow(store.columns + ("count",))
+            unique = 0
+            for row, count in store.rows():
+                writer.writerow(row + (count,))
+                unique += 1
+    valid = samples - sum(dropped.values())
+    seconds = time.perf_counter() - started
+    stats = {
+        "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
+        "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished,
+        "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
+        "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
+        "seconds": round(seconds, 3), "samples_per_second": round(samples / seconds, 1) if seconds else None,
+        "groups": tally.as_dict(),
+    }
+    write_json(stats_path, stats)
+    return stats

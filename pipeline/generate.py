@@ -1,12 +1,47 @@
-"""Stage 3, generate: bulk conditioned generation (owned by the generate issue)."""
+"""Stage 3, generate: bulk generation conditioned on category and keywords.
+
+    python -m pipeline.generate --config configs/default.yaml [generate.batch_size=32 ...]
+
+Every sample of the job gets an index (prompts in order, `count` samples each). The
+samples are planned into batches once, deterministically: prompts whose prefixes
+have the same number of tokens share batches, so no padding is ever needed. The
+model and its sampling graph are loaded once (pipeline.sampler). Records are
+appended to `<generated>.partial` after every batch; a re-run with the same job
+(same config, prompts and checkpoint) skips the indices already there, and a
+different job starts over. When every index is written the records are sorted by
+index and renamed onto the output, so make never sees a half-done file.
+"""
 from __future__ import annotations
 
+import argparse
+import sys
+import time
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.io import write_json
+from pipeline.jobfile import Batch, JobFile, job_fingerprint, plan_batches
+from pipeline.prompts import Prompt, load_prompts
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+    from pipeline.sampler import Sampler
 
 
 @dataclass(frozen=True)
 class GenerateConfig:
-    prompts_file: str | None = None
+    """The `generate:` section.
+
+    prompts_file: YAML or CSV rows of category, keywords, count (see pipeline.prompts); when
+    null, the cross product of `categories` and `keyword_sets`, `count` samples each.
+    length: the most new tokens per sample (a batch stops earlier once every sample ended).
+    top_k 0 / top_p 0 turn that truncation off; both may be set (top-k applies first).
+    seed: None uses the top-level seed; batch b uses seed + b.
+    """
+
+    prompts_file: str | None = "data/prompts.yaml"
     categories: tuple[str, ...] = ()
     keyword_sets: tuple[tuple[str, ...], ...] = ()
     count: int = 1
@@ -15,3 +50,106 @@ class GenerateConfig:
     top_p: float = 0.9
     length: int = 64
     batch_size: int = 16
+    seed: int | None = None
+    threads: int = 0
+
+    def __post_init__(self) -> None:
+        if self.prompts_file and (self.categories or self.keyword_sets):
+            raise ConfigError("prompts_file: give either a prompts file or categories/keyword_sets, not both "
+                              "(set generate.prompts_file=null to use the cross product)")
+        if not self.prompts_file and not (self.categories or self.keyword_sets):
+            raise ConfigError("prompts_file: no prompts; set prompts_file or categories/keyword_sets")
+        if self.temperature <= 0:
+            raise ConfigError(f"temperature: must be positive, got {self.temperature}")
+        if self.top_k < 0:
+            raise ConfigError(f"top_k: must be 0 (off) or more, got {self.top_k}")
+        if not 0.0 <= self.top_p <= 1.0:
+            raise ConfigError(f"top_p: must be between 0 and 1, got {self.top_p}")
+        for key in ("count", "length", "batch_size"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        if self.threads < 0:
+            raise ConfigError(f"threads: must be 0 (TensorFlow's default) or more, got {self.threads}")
+
+
+def run_batch(sampler: Sampler, batch: Batch, prompts: list[Prompt], length: int) -> tuple[list[dict], int]:
+    """Sample one planned batch; returns its records (schema of the generated file) and the loop's steps."""
+    from pipeline.sampler import cut_at_end
+
+    rows = [prompts[p] for p in batch.prompt_ids]
+    tokens = [sampler.encode(p.prefix) for p in rows]
+    out = sampler.sample(tokens, length=length, seed=batch.seed, hook_prompts=rows)
+    records = []
+    for index, prompt, row_tokens in zip(batch.indices, rows, out.tokens):
+        text, finished = cut_at_end(sampler.decode(row_tokens), len(prompt.prefix))
+        records.append({"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
+                        "seed": batch.seed, "text": text, "finished": finished})
+    return records, out.steps
+
+
+def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
+    """Generate every planned sample from the model in `checkpoint` into JSON Lines `out_path`.
+
+    checkpoint: gpt-2-simple's `checkpoint_dir/run_name` folder. Returns the job's stats
+    (also written beside the output as generate_stats.json).
+    """
+    from tqdm import tqdm
+
+    from pipeline.sampler import Sampler, SamplingSettings
+
+    g = cfg.generate
+    seed = cfg.seed if g.seed is None else g.seed
+    prompts = load_prompts(g)
+    started = time.time()
+    settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
+    with Sampler(checkpoint, settings, threads=g.threads) as sampler:
+        prompt_lens = [len(sampler.encode(p.prefix)) for p in prompts]
+        batches = plan_batches(prompts, prompt_lens, g.batch_size, seed)
+        job = JobFile(out_path, job_fingerprint(cfg, prompts, checkpoint))
+        done = job.open()
+        total = sum(p.count for p in prompts)
+        steps_run = steps_max = finished = made = 0
+        with tqdm(total=total, initial=len(done), unit="sample", desc="generate") as bar:
+            for batch in batches:
+                if all(i in done for i in batch.indices):
+                    continue
+                records, steps = run_batch(sampler, batch, prompts, g.length)
+                records = [r for r in records if r["index"] not in done]
+                job.append(records)
+                steps_run += steps
+                steps_max += sampler.max_new_tokens(prompt_lens[batch.prompt_ids[0]], g.length)
+                finished += sum(r["finished"] for r in records)
+                made += len(records)
+                bar.update(len(records))
+                bar.set_postfix(finished=f"{finished}/{made}")
+        job.finish(total)
+    seconds = time.time() - started
+    stats = {"samples": total, "made_this_run": made, "finished_this_run": finished,
+             "resumed_from": total - made, "batches": len(batches), "loop_steps": steps_run,
+             "loop_steps_without_early_stop": steps_max, "seconds": round(seconds, 2),
+             "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed}
+    write_json(out_path.with_name("generate_stats.json"), stats)
+    return stats
+
+
+def main(argv: list[str]) -> int:
+    from pipeline.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
+        stats = generate(cfg, checkpoint, cfg.paths.generated)
+    except (ConfigError, InputError) as exc:
+        print(f"generate: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
+          f"new ones finished) in {stats['seconds']} s -> {cfg.paths.generated}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,16 +1,211 @@
-"""Stage 2, train: fine-tune with gpt-2-simple (owned by the train issue)."""
+"""Stage 2, train: fine-tune a base GPT-2 (released or from scratch) with gpt-2-simple.
+
+    python -m pipeline.train --config configs/default.yaml [train.steps=200 ...]
+
+The checkpoint lives in `<run>/checkpoint/<run_name>/` (gpt-2-simple's layout). A run
+resumes from its latest checkpoint and trains only the steps still missing, so a
+killed run loses at most `save_every` steps. `<run>/train.done` is written last and
+atomically; it records the resolved config, steps done, final loss and tokens/s.
+"""
 from __future__ import annotations
 
+import argparse
+import contextlib
+import json
+import random
+import shutil
+import sys
+import time
 from dataclasses import dataclass
-from typing import Literal
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.io import write_json
+from pipeline.model import SOURCE_FILE, BaseModel, prepare_base_model
+from pipeline.train_log import LossCapture, dataset_tokens, read_counter
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
+
+# gpt-2-simple's finetune samples windows of exactly this many tokens.
+WINDOW = 1024
+# gpt-2-simple treats save/sample intervals with a modulo; "never" is a step count no run reaches.
+NEVER = 1 << 62
+BASE_RECORD = "base.json"
+SESSIONS_FILE = "sessions.json"
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    steps: int = 100
+    """The `train:` section: gpt-2-simple's finetune options.
+
+    steps: total optimiser steps for the run (a resumed run trains only the missing ones).
+    save_every / sample_every: in steps; 0 means never (the final save always happens).
+    print_every: how often a loss line is shown (every step is still recorded).
+    seed: None uses the top-level seed.
+    """
+
+    steps: int = 600
     batch_size: int = 1
     learning_rate: float = 1e-4
     accumulate_gradients: int = 1
+    optimizer: Literal["adam", "sgd"] = "adam"
     save_every: int = 100
     sample_every: int = 0
+    sample_length: int = 200
+    print_every: int = 50
+    max_checkpoints: int = 1
+    run_name: str = "run1"
     restore_from: Literal["fresh", "latest"] = "latest"
+    use_memory_saving_gradients: bool = False
+    only_train_transformer_layers: bool = False
+    multi_gpu: bool = False
+    threads: int = 0
+    seed: int | None = None
+
+    def __post_init__(self) -> None:
+        for key in ("steps", "batch_size", "accumulate_gradients", "print_every", "max_checkpoints", "sample_length"):
+            if getattr(self, key) < 1:
+                raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
+        for key in ("save_every", "sample_every", "threads"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
+        if self.learning_rate <= 0:
+            raise ConfigError(f"learning_rate: must be positive, got {self.learning_rate}")
+        if self.sample_length >= WINDOW:
+            raise ConfigError(f"sample_length: must be below {WINDOW}")
+        if self.use_memory_saving_gradients:
+            # gpt-2-simple 0.8.1 exits the process when asked for them on TensorFlow 2.
+            raise ConfigError("use_memory_saving_gradients: not available with gpt-2-simple 0.8.1 on "
+                              "TensorFlow 2; use only_train_transformer_layers or a smaller batch instead")
+        if not self.run_name or "/" in self.run_name:
+            raise ConfigError(f"run_name: must be a plain folder name, got {self.run_name!r}")
+
+
+def _base_identity(base: BaseModel) -> dict:
+    """What a checkpoint was trained from; a different base makes an old checkpoint useless.
+
+    The folder's location is left out on purpose, so a moved or copied run folder still resumes.
+    """
+    source = base.path / SOURCE_FILE
+    return {"model": base.model_name, "source": json.loads(source.read_text()) if source.is_file() else None}
+
+
+def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
+    """Remove a checkpoint that was trained from another base model (vocabulary or size changed)."""
+    record = ckpt_path / BASE_RECORD
+    identity = _base_identity(base)
+    if ckpt_path.exists() and (not record.is_file() or json.loads(record.read_text()) != identity):
+        print(f"train: {ckpt_path} was trained from another base model; starting it afresh", file=sys.stderr)
+        shutil.rmtree(ckpt_path)
+    ckpt_path.mkdir(parents=True, exist_ok=True)
+    write_json(record, identity)
+
+
+def _finetune(cfg: Config, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
+              capture: LossCapture) -> None:
+    """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session."""
+    import numpy as np
+    import tensorflow as tf
+    import gpt_2_simple as gpt2
+
+    t = cfg.train
+    seed = cfg.seed if t.seed is None else t.seed
+    done_before = read_counter(checkpoint_dir / t.run_name) if t.restore_from == "latest" else 0
+    # Offset by the steps already done so a resumed run does not replay the same windows.
+    random.seed(seed + done_before)
+    np.random.seed(seed + done_before)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(seed + done_before)
+        sess = gpt2.start_tf_sess(threads=t.threads or -1)
+        # finetune writes its samples/ folder into the working directory; keep it in the run.
+        with contextlib.chdir(checkpoint_dir), contextlib.redirect_stdout(capture):
+            gpt2.finetune(
+                sess, dataset=str(dataset), steps=steps, model_name=base.model_name,
+                model_dir=str(base.model_dir), checkpoint_dir=str(checkpoint_dir), run_name=t.run_name,
+                batch_size=t.batch_size, learning_rate=t.learning_rate,
+                accumulate_gradients=t.accumulate_gradients, restore_from=t.restore_from,
+                sample_every=t.sample_every or NEVER, sample_length=t.sample_length,
+                save_every=t.save_every or NEVER, print_every=1, max_checkpoints=t.max_checkpoints,
+                use_memory_saving_gradients=False, only_train_transformer_layers=t.only_train_transformer_layers,
+                optimizer=t.optimizer, multi_gpu=t.multi_gpu, overwrite=False,
+            )
+        sess.close()
+
+
+def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> dict:
+    """Fine-tune on `encoded` into `checkpoint_dir/<run_name>`; write `done_path` last. Returns its record."""
+    t = cfg.train
+    done_path.unlink(missing_ok=True)
+    if not encoded.is_file():
+        raise InputError(f"training text {encoded} does not exist (run the encode stage first)")
+    base = prepare_base_model(cfg, encoded)
+    ckpt_path = checkpoint_dir / t.run_name
+    _drop_stale_checkpoint(ckpt_path, base)
+    dataset = ckpt_path / "dataset.npz"
+    n_tokens = dataset_tokens(base.path, encoded, dataset)
+    if n_tokens <= WINDOW + 1:
+        raise InputError(f"{encoded}: only {n_tokens} tokens; training needs more than {WINDOW + 1}")
+
+    done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
+    to_run = t.steps - done_before
+    capture = LossCapture(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before)
+    started = time.time()
+    if to_run > 0:
+        print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
+              f"from {base.path}", file=sys.stderr)
+        _finetune(cfg, base, dataset, checkpoint_dir, to_run, capture)
+    steps_done = read_counter(ckpt_path)
+    if steps_done < t.steps:
+        raise InputError(f"training stopped at step {steps_done} of {t.steps}; run it again to resume")
+
+    sessions_path = ckpt_path / SESSIONS_FILE
+    sessions = json.loads(sessions_path.read_text()) if sessions_path.is_file() and t.restore_from == "latest" else []
+    if capture.steps:
+        sessions.append({"steps": capture.steps, "loop_seconds": round(capture.seconds, 3),
+                         "wall_seconds": round(time.time() - started, 3)})
+        write_json(sessions_path, sessions)
+    tokens_per_step = t.batch_size * t.accumulate_gradients * WINDOW
+    loop_seconds = sum(s["loop_seconds"] for s in sessions)
+    last = capture.last_row()
+    record = {
+        "config": json.loads(json.dumps(cfg.to_dict(), default=str)),
+        "base_model": str(base.path),
+        "checkpoint": str(ckpt_path),
+        "steps": steps_done,
+        "final_loss": last["loss"] if last else None,
+        "final_avg_loss": last["avg"] if last else None,
+        "dataset_tokens": n_tokens,
+        "tokens_per_step": tokens_per_step,
+        "train_loop_seconds": round(loop_seconds, 3),
+        "tokens_per_s": round(sum(s["steps"] for s in sessions) * tokens_per_step / loop_seconds, 1)
+        if loop_seconds else None,
+        "sessions": sessions,
+    }
+    write_json(done_path, record)
+    return record
+
+
+def main(argv: list[str]) -> int:
+    from pipeline.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        p = cfg.paths
+        record = train(cfg, p.encoded, p.checkpoint_dir, p.train_done)
+    except (ConfigError, InputError) as exc:
+        print(f"train: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"train: {record['steps']} steps, final loss {record['final_loss']}, "
+          f"{record['tokens_per_s']} tokens/s -> {p.train_done}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

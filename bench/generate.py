@@ -1,0 +1,112 @@
+"""Finished titles/s: our generator vs a loop of gpt-2-simple's `generate` calls.
+
+    make bench-generate      (python -m bench.generate [--config configs/default.yaml]
+                              [--prompts 4] [--count 16] [--batch-size 8] [--length 64])
+
+Both use the same trained checkpoint (the config's run: `make train` first), the same
+prompts (the first --prompts rows of the config's prompts, --count samples each), the
+same batch size, max length and sampling settings, in one process:
+  (a) ours: pipeline.sampler.Sampler (graph built once, batches stop when every sample
+      ended), batches planned as the generate stage plans them;
+  (b) baseline: gpt2.load_gpt2 once, then one gpt2.generate(..., prefix=..., nsamples=count,
+      batch_size=..., length=..., truncate=END_TOKEN) call per prompt, as a gpt-2-simple
+      user writes it.
+Each side is timed from loading the checkpoint to the last sample. A sample counts as a
+finished title when the end marker was generated: ours reports it per sample; for the
+baseline (whose truncated text no longer shows it) when truncation removed at least the
+marker's tokens, i.e. the returned text is shorter than prompt + length tokens.
+Prints finished titles/s of both and the ratio a/b.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from pipeline.config import load_config  # noqa: E402
+from pipeline.format import END_TOKEN  # noqa: E402
+from pipeline.generate import run_batch  # noqa: E402
+from pipeline.jobfile import plan_batches  # noqa: E402
+from pipeline.prompts import Prompt, load_prompts  # noqa: E402
+
+
+def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int, int, float]:
+    """(samples, finished, seconds) with our sampler."""
+    from pipeline.sampler import Sampler, SamplingSettings
+
+    start = time.perf_counter()
+    settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
+    samples = finished = 0
+    with Sampler(checkpoint, settings) as sampler:
+        lens = [len(sampler.encode(p.prefix)) for p in prompts]
+        for batch in plan_batches(prompts, lens, g.batch_size, seed):
+            records, _ = run_batch(sampler, batch, prompts, g.length)
+            samples += len(records)
+            finished += sum(r["finished"] for r in records)
+    return samples, finished, time.perf_counter() - start
+
+
+def baseline(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int, int, float]:
+    """(samples, finished, seconds) with a loop of gpt2.generate calls."""
+    import gpt_2_simple as gpt2
+    import tensorflow as tf
+    from gpt_2_simple.src import encoder
+
+    enc = encoder.get_encoder(str(checkpoint))
+    start = time.perf_counter()
+    samples = finished = 0
+    with tf.Graph().as_default():
+        sess = gpt2.start_tf_sess()
+        gpt2.load_gpt2(sess, checkpoint_dir=str(checkpoint.parent), run_name=checkpoint.name)
+        for prompt in prompts:
+            texts = gpt2.generate(sess, checkpoint_dir=str(checkpoint.parent), run_name=checkpoint.name,
+                                  prefix=prompt.prefix, nsamples=prompt.count, batch_size=g.batch_size,
+                                  length=g.length, temperature=g.temperature, top_k=g.top_k, top_p=g.top_p,
+                                  truncate=END_TOKEN, return_as_list=True, seed=seed)
+            full = len(enc.encode(prompt.prefix)) + g.length
+            samples += len(texts)
+            finished += sum(len(enc.encode(t)) < full for t in texts)
+        sess.close()
+    return samples, finished, time.perf_counter() - start
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--prompts", type=int, default=4)
+    parser.add_argument("--count", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--length", type=int, default=64)
+    args = parser.parse_args(argv)
+    if args.count % args.batch_size:
+        parser.error("--count must be a multiple of --batch-size (gpt2.generate requires it)")
+    cfg = load_config(args.config)
+    checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
+    if not cfg.paths.train_done.is_file():
+        print(f"bench-generate: no trained model for {args.config} ({cfg.paths.train_done} is missing); "
+              f"run `make encode train CONFIG={args.config}` first", file=sys.stderr)
+        return 2
+    g = dataclasses.replace(cfg.generate, batch_size=args.batch_size, length=args.length)
+    prompts = [dataclasses.replace(p, count=args.count) for p in load_prompts(cfg.generate)[: args.prompts]]
+    seed = cfg.seed
+
+    print(f"checkpoint {checkpoint}; {len(prompts)} prompts x {args.count} samples, batch {g.batch_size}, "
+          f"max length {g.length}, temperature {g.temperature}, top_k {g.top_k}, top_p {g.top_p}")
+    results = {"ours": ours(checkpoint, prompts, g, seed), "gpt2.generate loop": baseline(checkpoint, prompts, g, seed)}
+    rates = {}
+    for name, (samples, finished, seconds) in results.items():
+        rates[name] = finished / seconds
+        print(f"{name:>20}: {samples} samples, {finished} finished in {seconds:.2f} s "
+              f"-> {rates[name]:.2f} finished titles/s")
+    base = rates["gpt2.generate loop"]
+    print(f"ratio ours / gpt2.generate loop: {rates['ours'] / base:.1f}x" if base else "baseline finished nothing")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

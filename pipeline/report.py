@@ -1,0 +1,211 @@
+"""The quality report of a decoded run: JSON, a short Markdown summary and a PNG plot.
+
+    python -m pipeline.report --config configs/default.yaml [section.key=value ...]
+
+Every number is computed from the files decode wrote: decoded.csv (one row per
+distinct title with its measures) and decode_stats.json (samples read, dropped,
+and samples/valid per group). The same measures are computed overall and for
+every value of each group column (category, number of requested keywords, and
+`guided` when the generator wrote it), so two groups can be compared side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+from pipeline.errors import ConfigError, InputError
+from pipeline.io import write_json, write_text
+from pipeline.measures import DistinctCounter
+
+# CSV columns the measures are broken down by, when the CSV has them.
+GROUP_COLUMNS = ("n_keywords", "category", "guided")
+
+
+def _pct(part: int | float, whole: int | float) -> float | None:
+    return round(100 * part / whole, 2) if whole else None
+
+
+class Measures:
+    """Running totals for one group of decoded rows; `result()` gives the measures."""
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.rows_with_keywords = 0
+        self.coverage_sum = 0.0
+        self.all_present = 0
+        self.novel = 0
+        self.distinct = (DistinctCounter(1), DistinctCounter(2))
+
+    def add(self, row: dict[str, str]) -> None:
+        """Count one decoded.csv row (a distinct title)."""
+        self.rows += 1
+        if row["keyword_coverage"] != "":
+            self.rows_with_keywords += 1
+            self.coverage_sum += float(row["keyword_coverage"])
+            self.all_present += row["all_keywords_present"] == "true"
+        self.novel += row["novel"] == "true"
+        for counter in self.distinct:
+            counter.add(row["title"])
+
+    def result(self, samples: int = 0, valid: int = 0) -> dict:
+        """The measures; `samples`/`valid` (from the decode stats) give the valid rate."""
+        d1, d2 = (c.value for c in self.distinct)
+        return {
+            "samples": samples,
+            "valid": valid,
+            "valid_pct": _pct(valid, samples),
+            "rows": self.rows,
+            "rows_with_keywords": self.rows_with_keywords,
+            "mean_keyword_coverage_pct": _pct(self.coverage_sum, self.rows_with_keywords),
+            "all_keywords_present_pct": _pct(self.all_present, self.rows_with_keywords),
+            "novel_pct": _pct(self.novel, self.rows),
+            "training_copies": self.rows - self.novel,
+            "distinct_1": None if d1 is None else round(d1, 4),
+            "distinct_2": None if d2 is None else round(d2, 4),
+        }
+
+
+def measure_rows(rows: Iterable[dict[str, str]], group_columns: Iterable[str]) -> tuple[Measures, dict]:
+    """One pass over decoded rows: the overall Measures and {column: {value: Measures}}."""
+    overall = Measures()
+    groups: dict[str, dict[str, Measures]] = {c: defaultdict(Measures) for c in group_columns}
+    for row in rows:
+        overall.add(row)
+        for column, by_value in groups.items():
+            by_value[row[column]].add(row)
+    return overall, groups
+
+
+def _group_results(measured: dict[str, Measures], counts: dict[str, dict]) -> dict[str, dict]:
+    """Measures for every value seen in the CSV or in the stats (a group may have no valid row)."""
+    out = {}
+    for value in set(measured) | set(counts):
+        c = counts.get(value, {})
+        out[value] = measured.get(value, Measures()).result(c.get("samples", 0), c.get("valid", 0))
+    return out
+
+
+def _sort_key(column: str):
+    if column == "n_keywords":
+        return lambda item: int(item[0]) if item[0].isdigit() else -1
+    return lambda item: (-item[1]["samples"], item[0])
+
+
+def build_report(decoded_csv: Path, stats: dict) -> dict:
+    """The report dict for the rows of `decoded_csv` and the decode `stats`."""
+    if not decoded_csv.is_file():
+        raise InputError(f"decoded titles {decoded_csv} do not exist; run `make decode` first")
+    with decoded_csv.open(encoding="utf-8", newline="") as f:
+        reader = csv.DictReader(f)
+        columns = [c for c in GROUP_COLUMNS if c in (reader.fieldnames or [])]
+        overall, groups = measure_rows(reader, columns)
+    report = {
+        "inputs": {"decoded": str(decoded_csv), "generated": stats["input"]},
+        "dropped": stats["dropped"],
+        "kept_unfinished": stats["kept_unfinished"],
+        "duplicates": stats["duplicates"],
+        "overall": overall.result(stats["samples"], stats["valid"]),
+    }
+    for column in columns:
+        results = _group_results(groups[column], stats["groups"].get(column, {}))
+        report[f"by_{column}"] = dict(sorted(results.items(), key=_sort_key(column)))
+    return report
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:g}" if isinstance(value, float) else str(value)
+
+
+# Markdown column headers of the per-group tables.
+_COLUMNS = {"samples": "samples", "valid_pct": "valid %", "rows": "distinct rows",
+            "mean_keyword_coverage_pct": "mean coverage %", "all_keywords_present_pct": "all present %",
+            "novel_pct": "novel %", "distinct_1": "distinct-1", "distinct_2": "distinct-2"}
+
+
+def _table(label: str, by: dict[str, dict], limit: int) -> list[str]:
+    keys = list(_COLUMNS)
+    header = [label, *_COLUMNS.values()]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for value, m in list(by.items())[:limit]:
+        lines.append("| " + " | ".join([value or "(none)", *(_fmt(m[k]) for k in keys)]) + " |")
+    return lines
+
+
+def markdown(report: dict, run: str, top: int) -> str:
+    """A short human-readable summary of `report`; at most `top` categories in the category table."""
+    o = report["overall"]
+    dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
+    lines = [
+        f"# Quality report: run `{run}`", "",
+        f"{o['samples']} samples generated, {o['valid']} valid ({_fmt(o['valid_pct'])} %); dropped: {dropped}. "
+        f"{o['rows']} distinct rows in the CSV ({report['duplicates']} duplicates removed).", "",
+        "| measure | value |", "|---|---|",
+        f"| valid % | {_fmt(o['valid_pct'])} |",
+        f"| mean keyword coverage % | {_fmt(o['mean_keyword_coverage_pct'])} |",
+        f"| all keywords present % | {_fmt(o['all_keywords_present_pct'])} |",
+        f"| novel % (not a training title) | {_fmt(o['novel_pct'])} |",
+        f"| distinct-1 / distinct-2 | {_fmt(o['distinct_1'])} / {_fmt(o['distinct_2'])} |", "",
+        "Coverage, all-present, novelty and distinct-n are over the distinct rows; valid % over all samples.", "",
+    ]
+    if "by_n_keywords" in report:
+        lines += ["## By number of requested keywords", ""]
+        lines += _table("keywords", report["by_n_keywords"], len(report["by_n_keywords"])) + [""]
+    if "by_guided" in report:
+        lines += ["## Keyword guidance on and off", ""]
+        lines += _table("guided", report["by_guided"], len(report["by_guided"])) + [""]
+    if "by_category" in report:
+        shown = min(top, len(report["by_category"]))
+        lines += [f"## By category ({shown} of {len(report['by_category'])}, most samples first)", ""]
+        lines += _table("category", report["by_category"], top) + [""]
+    return "\n".join(lines)
+
+
+class ReportFiles(NamedTuple):
+    """Where the report goes."""
+
+    json: Path
+    markdown: Path
+    plot: Path
+
+
+def write_report(cfg, decoded_csv: Path, stats_path: Path, out: ReportFiles) -> dict:
+    """Build the report of `decoded_csv` + `stats_path` and write its JSON, Markdown and PNG; returns it."""
+    from pipeline.report_plot import plot_report
+
+    if not stats_path.is_file():
+        raise InputError(f"decode stats {stats_path} do not exist; run `make decode` first")
+    stats = json.loads(stats_path.read_text(encoding="utf-8"))
+    report = build_report(decoded_csv, stats)
+    report = {"run": cfg.name, **report}
+    plot_report(report, cfg.decode.report_top_categories, out.plot)
+    write_text(out.markdown, markdown(report, cfg.name, cfg.decode.report_top_categories) + "\n")
+    write_json(out.json, report)
+    return report
+
+
+def main(argv: list[str]) -> int:
+    from pipeline.config import load_config
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    try:
+        cfg = load_config(args.config, args.overrides)
+        p = cfg.paths
+        write_report(cfg, p.decoded, p.decode_stats, ReportFiles(p.report_json, p.report_md, p.report_png))
+    except (ConfigError, InputError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(p.report_md.read_text(encoding="utf-8"))
+    print(f"report: {p.report_json}, {p.report_md}, {p.report_png}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

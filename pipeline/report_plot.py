@@ -1,0 +1,60 @@
+"""The report's picture: keyword coverage by number of requested keywords and by category."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.io import atomic_path
+
+
+def _bars(ax, labels: list[str], series: dict[str, list[float | None]], horizontal: bool) -> None:
+    """Grouped bars, one group per label and one bar per series; a missing value draws no bar."""
+    width = 0.8 / max(len(series), 1)
+    for i, (name, values) in enumerate(series.items()):
+        positions = [j + (i - (len(series) - 1) / 2) * width for j in range(len(labels))]
+        heights = [0.0 if v is None else v for v in values]
+        (ax.barh if horizontal else ax.bar)(positions, heights, width, label=name)
+    ticks = range(len(labels))
+    if horizontal:
+        ax.set_yticks(list(ticks), labels)
+        ax.invert_yaxis()
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("% of distinct titles")
+    else:
+        ax.set_xticks(list(ticks), labels)
+        ax.set_ylim(0, 100)
+        ax.set_ylabel("% of distinct titles")
+
+
+def plot_report(report: dict, top: int, path: Path) -> None:
+    """Write a PNG of the report's coverage breakdowns to `path` (atomically); `top` categories at most."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    by_n = {k: v for k, v in report.get("by_n_keywords", {}).items() if v["rows_with_keywords"]}
+    by_cat = dict(list(report.get("by_category", {}).items())[:top])
+    fig, (left, right) = plt.subplots(1, 2, figsize=(12, max(4.0, 0.3 * len(by_cat) + 1.5)))
+    for ax, by, horizontal, title, xlabel in (
+        (left, by_n, False, "Coverage by number of requested keywords", "requested keywords"),
+        (right, by_cat, True, f"Coverage by category ({len(by_cat)} with most samples)", None),
+    ):
+        ax.set_title(title, fontsize="medium")
+        if not by:
+            ax.text(0.5, 0.5, "no decoded titles with keywords", ha="center", va="center", transform=ax.transAxes)
+            continue
+        series = {name: [m[key] for m in by.values()] for name, key in (
+            ("mean keyword coverage", "mean_keyword_coverage_pct"),
+            ("all keywords present", "all_keywords_present_pct"))}
+        _bars(ax, [k or "(none)" for k in by], series, horizontal)
+        if xlabel:
+            ax.set_xlabel(xlabel)
+    fig.suptitle(f"Run {report.get('run', '')}: {report['overall']['rows']} distinct titles")
+    handles, labels = next((ax.get_legend_handles_labels() for ax in (left, right) if ax.patches), ([], []))
+    if handles:
+        # One legend below both panels, where it cannot hide a bar.
+        fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
+    fig.tight_layout(rect=(0, 0.06, 1, 1))
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)

@@ -1,0 +1,226 @@
+"""A batched GPT-2 sampler whose TensorFlow graph is built once per job and stops early.
+
+gpt-2-simple's `generate` adds a new sampling graph to the session on every call and
+always runs the full length. Here one graph serves every batch of a job: the prompt
+goes in through a placeholder, the transformer's key/value cache (`past`) grows in a
+`tf.while_loop`, and the loop ends as soon as every sample of the batch has produced
+the end marker (or the length limit is reached). Each batch draws its random numbers
+from a stateless generator keyed by (batch seed, step), so a batch gives the same
+samples whatever ran before it in the session (which is what makes a resumed job
+identical to an uninterrupted one).
+
+Per-step logits processing has one hook point (`LogitsHook`) for per-sample logit
+biases with per-sample state (keyword guidance); with no hook the sampler is plain
+temperature / top-k / top-p sampling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from pipeline.errors import InputError
+from pipeline.format import END_TOKEN
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How the next token is drawn. top_k 0 and top_p 0 (or 1) mean no truncation."""
+
+    temperature: float = 0.7
+    top_k: int = 0
+    top_p: float = 0.9
+
+
+class LogitsHook(Protocol):
+    """Per-step logits processing with per-sample state, applied before temperature and truncation.
+
+    The sampler calls `initial_state` once while building the graph (it may create placeholders,
+    fed per batch through `feed`), keeps the state in the while-loop, and calls `step` every
+    step with the raw next-token logits [batch, n_vocab], the state, every token so far
+    [batch, time] (prompt included) and the done flags [batch]; `step` returns new logits and
+    the new state, with the same structure and shapes as `state_shapes`.
+    """
+
+    def initial_state(self, batch_size: Any) -> tuple: ...
+
+    def state_shapes(self) -> tuple: ...
+
+    def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]: ...
+
+    def feed(self, prompts: Sequence[Any]) -> dict: ...
+
+
+@dataclass
+class SampleBatch:
+    """What one batch gives back: every row's tokens (prompt included) and the loop's step count."""
+
+    tokens: np.ndarray  # [batch, prompt + steps]
+    steps: int  # while-loop iterations actually run (<= the length limit)
+    done: np.ndarray  # [batch] bool: the end marker was detected in the graph
+
+
+def end_tail(enc) -> list[int]:
+    """The token ids that end the end marker whatever character comes before it.
+
+    gpt-2-simple's encoder spells "<|endoftext|>" with ordinary tokens and the first of them
+    can merge with punctuation before it ('?<|'), so only the common suffix of a few
+    spellings in context is a reliable signal.
+    """
+    spellings = [enc.encode(prev + END_TOKEN) for prev in ("a", "a?", "a.", "1", "a!", "a)", "a'")]
+    tail: list[int] = []
+    for position in range(1, min(len(s) for s in spellings) + 1):
+        ids = {s[-position] for s in spellings}
+        if len(ids) != 1:
+            break
+        tail.insert(0, ids.pop())
+    if not tail:
+        raise InputError(f"the vocabulary cannot spell {END_TOKEN} consistently")
+    return tail
+
+
+def cut_at_end(text: str, prompt_chars: int) -> tuple[str, bool]:
+    """`text` up to and including the first end marker after the prompt, and whether there was one."""
+    pos = text.find(END_TOKEN, prompt_chars)
+    if pos < 0:
+        return text, False
+    return text[: pos + len(END_TOKEN)], True
+
+
+def _top_k(tf, logits, k: int):
+    if k <= 0:
+        return logits
+    kth = tf.math.top_k(logits, k=k).values[:, -1:]
+    return tf.where(logits < kth, tf.fill(tf.shape(logits), -1e10), logits)
+
+
+def _top_p(tf, logits, p: float):
+    """Keep the smallest set of most likely tokens whose probability reaches p (nucleus)."""
+    if p <= 0.0 or p >= 1.0:
+        return logits
+    ordered = tf.sort(logits, direction="DESCENDING", axis=-1)
+    before = tf.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
+    # The most likely token always stays (before == 0 < p), so the set is never empty.
+    kept = tf.where(before < p, ordered, tf.fill(tf.shape(ordered), np.float32(np.inf)))
+    floor = tf.reduce_min(kept, axis=-1, keepdims=True)
+    return tf.where(logits < floor, tf.fill(tf.shape(logits), -1e10), logits)
+
+
+class Sampler:
+    """One TensorFlow graph and session for a whole generation job.
+
+    model_path: a folder with hparams.json, encoder.json, vocab.bpe and a checkpoint
+    (gpt-2-simple's `checkpoint_dir/run_name`, or a base model folder).
+    """
+
+    def __init__(self, model_path: Path, settings: SamplingSettings, hook: LogitsHook | None = None,
+                 threads: int = 0):
+        import tensorflow as tf
+        from gpt_2_simple.src import encoder
+
+        from pipeline.model import load_hparams
+
+        self.model_path = Path(model_path)
+        ckpt = tf.train.latest_checkpoint(str(self.model_path))
+        if ckpt is None:
+            raise InputError(f"no checkpoint in {self.model_path} (run the train stage first)")
+        self.enc = encoder.get_encoder(str(self.model_path))
+        self.hparams = load_hparams(self.model_path)
+        self.tail = end_tail(self.enc)
+        self.hook = hook
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._build(tf, settings)
+            saver = tf.compat.v1.train.Saver(var_list=[v for v in tf.compat.v1.global_variables()
+                                                       if v.name.startswith("model/")])
+            config = tf.compat.v1.ConfigProto()
+            config.gpu_options.allow_growth = True
+            if threads > 0:
+                config.intra_op_parallelism_threads = threads
+                config.inter_op_parallelism_threads = threads
+            self.sess = tf.compat.v1.Session(graph=self.graph, config=config)
+            saver.restore(self.sess, ckpt)
+        self.graph.finalize()  # a later accidental op would rebuild per batch; fail loudly instead
+
+    def _build(self, tf, settings: SamplingSettings) -> None:
+        from gpt_2_simple.src import model as gpt_model
+
+        hp = self.hparams
+        self.context = tf.compat.v1.placeholder(tf.int32, [None, None], name="context")
+        self.max_new = tf.compat.v1.placeholder(tf.int32, [], name="max_new")
+        self.seed = tf.compat.v1.placeholder(tf.int32, [], name="seed")
+        batch = tf.shape(self.context)[0]
+        tail = tf.constant(self.tail, dtype=tf.int32)
+        k = len(self.tail)
+        special_end = self.enc.encoder.get(END_TOKEN, -1)
+
+        def run_model(tokens, past=None):
+            out = gpt_model.model(hparams=hp, X=tokens, past=past, reuse=tf.compat.v1.AUTO_REUSE)
+            return out["logits"][:, -1, : hp.n_vocab], out["present"]
+
+        # The prompt minus its last token fills the cache; the loop feeds one token per step.
+        _, past0 = run_model(self.context[:, :-1])
+        state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
+
+        def body(step, past, prev, tokens, done, state):
+            logits, present = run_model(prev[:, tf.newaxis], past)
+            if self.hook is not None:
+                logits, state = self.hook.step(logits, state, tokens, done)
+            logits = logits / tf.cast(settings.temperature, tf.float32)
+            logits = _top_p(tf, _top_k(tf, logits, settings.top_k), settings.top_p)
+            token = tf.random.stateless_categorical(
+                logits, 1, seed=tf.stack([self.seed, step]), dtype=tf.int32)[:, 0]
+            tokens = tf.concat([tokens, token[:, tf.newaxis]], axis=1)
+            ended = tf.reduce_all(tf.equal(tokens[:, -k:], tail[tf.newaxis, :]), axis=1)
+            done = done | ended | tf.equal(token, special_end)
+            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, state
+
+        def cond(step, past, prev, tokens, done, state):
+            return tf.logical_and(step < self.max_new, tf.logical_not(tf.reduce_all(done)))
+
+        past_shape = tf.TensorShape(gpt_model.past_shape(hparams=hp, batch_size=None))
+        state_shapes = tuple(self.hook.state_shapes()) if self.hook else ()
+        steps, _, _, tokens, done, _ = tf.while_loop(
+            cond, body,
+            loop_vars=(tf.constant(0), past0, self.context[:, -1], self.context,
+                       tf.zeros([batch], dtype=tf.bool), state0),
+            shape_invariants=(tf.TensorShape([]), past_shape, tf.TensorShape([None]),
+                              tf.TensorShape([None, None]), tf.TensorShape([None]), state_shapes),
+        )
+        self.out_tokens, self.out_steps, self.out_done = tokens, steps, done
+
+    def encode(self, text: str) -> list[int]:
+        return self.enc.encode(text)
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.enc.decode([int(t) for t in tokens])
+
+    def max_new_tokens(self, prompt_len: int, length: int) -> int:
+        """`length` capped so prompt plus sample fit in the model's context window."""
+        return max(0, min(length, self.hparams.n_ctx - prompt_len))
+
+    def sample(self, prompts: list[list[int]], length: int, seed: int, hook_prompts: Sequence[Any] = ()) -> SampleBatch:
+        """Sample one batch: `prompts` are token lists of one length (>= 2 tokens each).
+
+        length: at most this many new tokens; seed: this batch's seed; hook_prompts: passed to
+        the hook's `feed` (one item per row).
+        """
+        if len({len(p) for p in prompts}) != 1 or len(prompts[0]) < 2:
+            raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
+        feed = {self.context: np.asarray(prompts, dtype=np.int32),
+                self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed)}
+        if self.hook is not None:
+            feed.update(self.hook.feed(hook_prompts))
+        tokens, steps, done = self.sess.run((self.out_tokens, self.out_steps, self.out_done), feed_dict=feed)
+        return SampleBatch(tokens=tokens, steps=int(steps), done=done)
+
+    def close(self) -> None:
+        self.sess.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,182 @@
+"""Decoding raw generated samples: the regexes, the original Python API and the decode stage."""
+import csv
+import dataclasses
+import json
+from collections import Counter
+
+import pytest
+
+import pipeline.samples
+from keyword_decode import decode_file, decode_texts
+from pipeline.config import Config, load_config
+from pipeline.decode import DecodeConfig, decode
+from pipeline.errors import ConfigError, InputError
+from pipeline.format import END_TOKEN as E, START_TOKEN as S, Document, build_document, clean_text
+
+FULL = f"{S}~`pics~^sunset lake~@Golden hour~}}Shot on a phone{E}"
+
+
+def test_a_capture_stops_at_the_next_section():
+    # The original's captures ran on into the following section when only some were asked for.
+    assert decode_texts([FULL]) == ["Golden hour"]
+    assert decode_texts([FULL], sections=["keywords"]) == ["sunset lake"]
+    assert decode_texts([FULL], sections=["category"]) == ["pics"]
+    assert decode_texts([FULL], sections=["body"]) == ["Shot on a phone"]
+
+
+def test_several_sections_come_back_as_tuples_in_canonical_order():
+    assert decode_texts([FULL], sections=["title", "category"]) == [("pics", "Golden hour")]
+    assert decode_texts([FULL], sections=["body", "title", "keywords", "category"]) == [
+        ("pics", "sunset lake", "Golden hour", "Shot on a phone")]
+    assert decode_texts([f"{S}~^dog~@No body here{E}"], sections=["title", "body"]) == [("No body here", "")]
+
+
+def test_only_the_first_document_of_a_sample_counts():
+    two = f"{S}~`a~^x~@First{E}{S}~`b~^y~@Second{E}"
+    assert decode_texts([two]) == ["First"]
+    assert decode_texts([two], sections=["category", "keywords"]) == [("a", "x")]
+    # The first document has no title but the second has one: it must not be borrowed.
+    dropped = Counter()
+    assert decode_texts([f"{S}~`a~^x{E}{S}~`b~^y~@Second{E}"], dropped=dropped) == []
+    assert dropped == {"empty_title": 1}
+
+
+def test_unfinished_samples_are_dropped_and_counted_unless_kept():
+    texts = [f"{S}~`a~^x~@Never ended", f"{S}~`a~^x~@Ran into the next{S}~`b~@Other{E}", f"{S}~`a~^x~@Done{E}"]
+    dropped = Counter()
+    assert decode_texts(texts, dropped=dropped) == ["Done"]
+    assert dropped == {"unfinished": 2}
+    assert decode_texts(texts, keep_unfinished=True) == ["Never ended", "Ran into the next", "Done"]
+
+
+def test_empty_titles_are_dropped_and_counted():
+    dropped = Counter()
+    texts = [f"{S}~`a~^x~@{E}", f"{S}~`a~^x~@   {E}", f"{S}~`a~^x{E}", f"{S}~`a~^x~@ ok {E}"]
+    assert decode_texts(texts, dropped=dropped) == ["ok"]
+    assert dropped == {"empty_title": 3}
+
+
+def test_cleaned_titles_with_format_characters_decode_back_exactly():
+    for raw in ["Meet me @ the park", "Played ~500 hours", "Rate my ~@home office", "2^10 = 1024 ~"]:
+        title = clean_text(raw)
+        line = build_document(Document("games", ("time",), title, None))
+        assert decode_texts([line]) == [title]
+
+
+def test_other_tokens_and_unknown_sections_are_rejected():
+    with pytest.raises(ValueError, match="fixed by pipeline/format.py"):
+        decode_texts([FULL], start_token="<s>")
+    with pytest.raises(ValueError, match="'summary' is not one of"):
+        decode_texts([FULL], sections=["summary"])
+
+
+def test_decode_file_streams_gpt2_simple_output(tmp_path, monkeypatch):
+    # A tiny read size makes samples and delimiters straddle reads.
+    monkeypatch.setattr(pipeline.samples, "_READ_CHARS", 7)
+    delim = "=" * 20 + "\n"
+    samples = [FULL, f"{S}~`a~^x~@Second, with a comma{E}", FULL, f"{S}~`a~^x~@cut off", f"{S}~`a~^x~@{E}"]
+    src = tmp_path / "gen.txt"
+    src.write_text("".join(s + "\n" + delim for s in samples), encoding="utf-8")
+    out = tmp_path / "out.csv"
+    counts = decode_file(str(src), out_file=str(out), sections=["title", "category"])
+    with out.open(newline="", encoding="utf-8") as f:
+        assert list(csv.reader(f)) == [["category", "title"], ["pics", "Golden hour"],
+                                       ["a", "Second, with a comma"]]
+    assert counts == {"samples": 5, "rows": 2, "duplicates": 1, "dropped": {"empty_title": 1, "unfinished": 1}}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["gen.txt", "out.csv"]
+
+
+def test_decode_file_reads_json_lines_and_counts_bad_lines(tmp_path):
+    src = tmp_path / "gen.jsonl"
+    lines = [json.dumps({"text": FULL}), "{not json", json.dumps({"no_text": 1}), json.dumps({"text": FULL})]
+    src.write_bytes(("\n".join(lines) + "\n").encode() + b'{"text": "\xff"}\n')
+    counts = decode_file(str(src), out_file=str(tmp_path / "o.csv"), doc_delim=None)
+    assert counts == {"samples": 5, "rows": 1, "duplicates": 1,
+                      "dropped": {"bad_json": 1, "bad_record": 1, "invalid_utf8": 1}}
+    assert (tmp_path / "o.csv").read_text(encoding="utf-8").splitlines() == ["title", "Golden hour"]
+
+
+def test_decode_file_names_a_missing_input(tmp_path):
+    with pytest.raises(InputError, match="missing.txt"):
+        decode_file(str(tmp_path / "missing.txt"), out_file=str(tmp_path / "o.csv"))
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_config_rejects_bad_sections(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("seed: 1\n", encoding="utf-8")
+    assert load_config(cfg, ["decode.sections=[title, body]"]).decode.sections == ("title", "body")
+    with pytest.raises(ConfigError, match=r"decode\.sections: 'summary' is not one of"):
+        load_config(cfg, ["decode.sections=[title, summary]"])
+    with pytest.raises(ConfigError, match=r"decode\.sections: must include 'title'"):
+        load_config(cfg, ["decode.sections=[keywords]"])
+    with pytest.raises(ConfigError, match=r"decode\.batch_size: must be at least 1"):
+        load_config(cfg, ["decode.batch_size=0"])
+
+
+def _record(category, keywords, title, end=True, **extra):
+    text = f"{S}~`{category}~^{' '.join(keywords)}~@{title}" + (E if end else "")
+    return {"index": 0, "category": category, "keywords": keywords, "seed": 1, "text": text,
+            "finished": end, **extra}
+
+
+def _run_stage(tmp_path, records, **decode_options):
+    encoded = tmp_path / "encoded.txt"
+    encoded.write_text(f"{S}~`pics~^lake~@Golden hour at the lake{E}\n", encoding="utf-8")
+    generated = tmp_path / "generated.jsonl"
+    generated.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    cfg = dataclasses.replace(Config(), decode=DecodeConfig(batch_size=2, **decode_options))
+    out, stats_path = tmp_path / "decoded.csv", tmp_path / "decode_stats.json"
+    stats = decode(cfg, generated, encoded, out, stats_path)
+    assert json.loads(stats_path.read_text(encoding="utf-8")) == stats
+    with out.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f)), stats
+
+
+def test_stage_writes_a_deduplicated_csv_with_measures(tmp_path):
+    records = [
+        _record("pics", ["sunset"], "Sunsets over the sea"),
+        _record("pics", ["sunset", "boat"], "golden hour AT the lake"),
+        _record("pics", ["sunset"], "Sunsets over the sea"),
+        _record("pics", ["sunset"], "Never finished", end=False),
+        _record("pics", ["boat"], "Sunsets over the sea"),
+    ]
+    rows, stats = _run_stage(tmp_path, records)
+    assert [(r["category"], r["keywords"], r["title"], r["count"]) for r in rows] == [
+        ("pics", "sunset", "Sunsets over the sea", "2"),
+        ("pics", "sunset boat", "golden hour AT the lake", "1"),
+        ("pics", "boat", "Sunsets over the sea", "1"),
+    ]
+    assert [(r["keyword_coverage"], r["all_keywords_present"], r["missing_keywords"], r["novel"]) for r in rows] == [
+        ("1.0000", "true", "", "true"), ("0.0000", "false", "sunset boat", "false"), ("0.0000", "false", "boat", "true")]
+    assert stats["samples"] == 5 and stats["valid"] == 4 and stats["unique_rows"] == 3 and stats["duplicates"] == 1
+    assert stats["dropped"] == {"unfinished": 1}
+    assert stats["groups"]["n_keywords"] == {"1": {"samples": 4, "valid": 3}, "2": {"samples": 1, "valid": 1}}
+    # The on-disk de-duplicating store and temporary files are gone.
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decode_stats.json", "decoded.csv", "encoded.txt",
+                                                          "generated.jsonl"]
+
+
+def test_stage_options_body_unfinished_and_group_fields(tmp_path):
+    body = _record("pics", ["dog"], "A dog")
+    body["text"] = body["text"].replace(E, f"~}}It sat{E}")
+    # The generator cut the text at the end token; its `finished` flag says it got there.
+    cut = _record("pics", ["dog"], "Cut at the end token", guided=False)
+    cut["text"] = cut["text"].removesuffix(E)
+    records = [dict(body, guided=True), cut, _record("pics", ["dog"], "No end", end=False, guided=True)]
+    rows, stats = _run_stage(tmp_path, records, sections=("title", "body"), keep_unfinished=True)
+    assert [(r["title"], r["body"], r["guided"]) for r in rows] == [
+        ("A dog", "It sat", "true"), ("Cut at the end token", "", "false"), ("No end", "", "true")]
+    assert stats["kept_unfinished"] == 1 and stats["dropped"] == {}
+    assert stats["groups"]["guided"] == {"false": {"samples": 1, "valid": 1}, "true": {"samples": 2, "valid": 2}}
+
+
+def test_stage_names_missing_inputs(tmp_path):
+    cfg = Config()
+    (tmp_path / "generated.jsonl").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match="encoded.txt does not exist"):
+        decode(cfg, tmp_path / "generated.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", tmp_path / "s.json")
+    (tmp_path / "encoded.txt").write_text("", encoding="utf-8")
+    with pytest.raises(InputError, match="nope.jsonl do not exist"):
+        decode(cfg, tmp_path / "nope.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", tmp_path / "s.json")
+    assert not (tmp_path / "d.csv").exists()

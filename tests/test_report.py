@@ -1,0 +1,149 @@
+"""Quality measures and the report, on hand-made generated samples with answers worked out by hand."""
+import json
+
+import pytest
+
+import keyword_decode
+from pipeline import report as report_module
+from pipeline.format import END_TOKEN as E, START_TOKEN as S
+from pipeline.measures import DistinctCounter, Lemmatiser, coverage, needs_lemmas, novelty_key, words
+from pipeline.report import Measures, measure_rows
+
+
+def test_coverage_by_text_ignores_case_and_splits_joined_keywords():
+    found = words("Big bird binges NETFLIX, then cat food")
+    cov = coverage(["Big-Bird", "netflix", "cat-food", "dog", "cat-nip"], found)
+    assert cov.present == ("Big-Bird", "netflix", "cat-food")
+    assert cov.missing == ("dog", "cat-nip")
+    assert cov.ratio == pytest.approx(3 / 5)
+    assert coverage([], found).ratio is None
+    assert not needs_lemmas(["Big-Bird", "netflix"], found)
+    assert needs_lemmas(["dog"], found)
+
+
+def test_coverage_by_spacy_lemma():
+    titles = ["My dogs ran home", "Two mice were eaten"]
+    found = [words(t) for t in titles]
+    lemmatiser = Lemmatiser("en_core_web_sm", batch_size=2)
+    assert coverage(["dog", "run"], found[0]).missing == ("dog", "run")
+    lemmatiser.add_lemmas(titles, found)
+    assert coverage(["dog", "run", "home", "cat"], found[0]) == (("dog", "run", "home"), ("cat",))
+    assert coverage(["mouse", "eat", "cat"], found[1]) == (("mouse", "eat"), ("cat",))
+    assert lemmatiser.titles_lemmatised == 2
+
+
+def test_distinct_n_counts_distinct_over_all_ngrams():
+    one, two = DistinctCounter(1), DistinctCounter(2)
+    for title in ["A b a", "a B", "c"]:
+        one.add(title)
+        two.add(title)
+    # unigrams a b a a b c: 3 distinct of 6; bigrams (a b) (b a) (a b): 2 of 3; "c" has none.
+    assert one.value == pytest.approx(3 / 6)
+    assert two.value == pytest.approx(2 / 3)
+    assert DistinctCounter(2).value is None
+
+
+def test_novelty_key_ignores_case_only():
+    assert novelty_key("What did your DOG eat?") == novelty_key("what did your dog eat?")
+    assert novelty_key("What did your dog eat") != novelty_key("What did your dog eat?")
+
+
+def test_measures_compare_groups_side_by_side():
+    rows = [
+        {"title": "a b", "keyword_coverage": "1.0000", "all_keywords_present": "true", "novel": "true", "guided": "true"},
+        {"title": "a c", "keyword_coverage": "0.5000", "all_keywords_present": "false", "novel": "true",
+         "guided": "false"},
+        {"title": "d", "keyword_coverage": "0.0000", "all_keywords_present": "false", "novel": "false",
+         "guided": "false"},
+    ]
+    overall, groups = measure_rows(rows, ["guided"])
+    on = groups["guided"]["true"].result(samples=2, valid=1)
+    off = groups["guided"]["false"].result(samples=2, valid=2)
+    assert (on["valid_pct"], on["mean_keyword_coverage_pct"], on["all_keywords_present_pct"]) == (50.0, 100.0, 100.0)
+    assert (off["valid_pct"], off["mean_keyword_coverage_pct"], off["novel_pct"]) == (100.0, 25.0, 50.0)
+    assert overall.result()["rows"] == 3 and overall.result()["valid_pct"] is None
+    assert Measures().result()["mean_keyword_coverage_pct"] is None
+
+
+TRAINING = ["Golden hour at the lake", "What did your dog eat?"]
+# (category, keywords, title, finished): the worked answers below follow from these.
+SAMPLES = [
+    ("pics", ["sunset"], "Sunsets over the sea", True),  # 1/1 by lemma, novel
+    ("pics", ["sunset"], "Sunsets over the sea", True),  # duplicate of the row above
+    ("pics", ["sunset", "lake"], "Golden hour at the lake", True),  # 1/2, a training copy
+    ("askreddit", ["dog"], "what did your DOG eat?", True),  # 1/1, a copy (case ignored)
+    ("askreddit", ["run", "cat food"], "I ran out of cat food", True),  # 2/2 (ran -> run), novel
+    ("askreddit", ["cat", "pizza"], "My cat hates mondays", True),  # 1/2, novel
+    ("askreddit", [], "Anything goes at the lake", True),  # no keywords, novel
+    ("askreddit", ["run"], "Never finished", False),  # dropped: unfinished
+    ("pics", ["sunset"], "  ", True),  # dropped: empty title
+]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """Both command lines run on the hand-made samples; returns the run folder."""
+    root = tmp_path_factory.mktemp("report")
+    (root / "hand.yaml").write_text(f"seed: 1\ndata_dir: {root / 'data'}\n", encoding="utf-8")
+    run_dir = root / "data" / "runs" / "hand"
+    run_dir.mkdir(parents=True)
+    (run_dir / "encoded.txt").write_text(
+        "".join(f"{S}~`x~^y~@{t}{E}\n" for t in TRAINING), encoding="utf-8")
+    lines = [json.dumps({"index": i, "category": c, "keywords": k, "seed": 1, "finished": done,
+                         "text": f"{S}~`{c}~^{' '.join(w.replace(' ', '-') for w in k)}~@{t}" + (E if done else "")})
+             for i, (c, k, t, done) in enumerate(SAMPLES)]
+    (run_dir / "generated.jsonl").write_text("\n".join(lines) + '\n{"index": 9, "te\n', encoding="utf-8")
+    config = str(root / "hand.yaml")
+    assert keyword_decode.main(["--config", config, "decode.batch_size=3"]) == 0
+    assert report_module.main(["--config", config]) == 0
+    return run_dir
+
+
+def test_report_overall_numbers(run):
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    o = report["overall"]
+    assert report["dropped"] == {"bad_json": 1, "empty_title": 1, "unfinished": 1}
+    assert report["duplicates"] == 1
+    assert (o["samples"], o["valid"], o["valid_pct"], o["rows"], o["rows_with_keywords"]) == (10, 7, 70.0, 6, 5)
+    # coverage 1, 1/2, 1, 1, 1/2 -> mean 0.8; all present in 3 of 5; 4 of 6 rows novel.
+    assert (o["mean_keyword_coverage_pct"], o["all_keywords_present_pct"]) == (80.0, 60.0)
+    assert (o["novel_pct"], o["training_copies"]) == (66.67, 2)
+    # 29 words, "the" x3, "at" x2, "lake" x2, "cat" x2 -> 24 distinct; 23 bigrams, "at the"
+    # and "the lake" twice each -> 21 distinct.
+    assert (o["distinct_1"], o["distinct_2"]) == (round(24 / 29, 4), round(21 / 23, 4))
+    assert "by_guided" not in report
+
+
+def test_report_per_category_and_keyword_count(run):
+    report = json.loads((run / "report.json").read_text(encoding="utf-8"))
+    pics, ask = report["by_category"]["pics"], report["by_category"]["askreddit"]
+    assert list(report["by_category"]) == ["askreddit", "pics"]  # most samples first
+    assert (pics["samples"], pics["valid_pct"], pics["rows"], pics["mean_keyword_coverage_pct"],
+            pics["all_keywords_present_pct"], pics["novel_pct"]) == (4, 75.0, 2, 75.0, 50.0, 50.0)
+    assert (ask["samples"], ask["valid_pct"], ask["rows"], ask["mean_keyword_coverage_pct"],
+            ask["all_keywords_present_pct"], ask["novel_pct"]) == (5, 80.0, 4, 83.33, 66.67, 75.0)
+    by_n = report["by_n_keywords"]
+    assert list(by_n) == ["0", "1", "2"]
+    assert (by_n["0"]["samples"], by_n["0"]["rows"], by_n["0"]["mean_keyword_coverage_pct"]) == (1, 1, None)
+    assert (by_n["1"]["samples"], by_n["1"]["valid"], by_n["1"]["mean_keyword_coverage_pct"]) == (5, 3, 100.0)
+    assert (by_n["2"]["mean_keyword_coverage_pct"], by_n["2"]["all_keywords_present_pct"]) == (66.67, 33.33)
+
+
+def test_markdown_and_plot_come_from_the_same_numbers(run):
+    import matplotlib.image
+
+    md = (run / "report.md").read_text(encoding="utf-8")
+    assert "10 samples generated, 7 valid (70 %)" in md
+    assert "| mean keyword coverage % | 80 |" in md
+    assert "| askreddit | 5 | 80 | 4 | 83.33 | 66.67 | 75 |" in md
+    image = matplotlib.image.imread(run / "report.png")
+    assert image.shape[0] > 300 and image.shape[1] > 600
+    # Sanity: not a blank canvas.
+    assert image[..., :3].min() < 0.5
+    assert not [p.name for p in run.iterdir() if ".tmp-" in p.name or p.suffix == ".sqlite"]
+
+
+def test_report_names_a_missing_input(tmp_path, capsys):
+    (tmp_path / "r.yaml").write_text(f"data_dir: {tmp_path}\n", encoding="utf-8")
+    assert report_module.main(["--config", str(tmp_path / "r.yaml")]) == 2
+    assert "decode_stats.json do not exist; run `make decode` first" in capsys.readouterr().err
