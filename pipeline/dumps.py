@@ -225,12 +225,19 @@ def iter_submissions(path: str | Path, block_bytes: int, skipped: Counter,
     many input bytes were consumed. A field missing from a record is null.
     """
     path = Path(path)
+    if check_dump(path) == "ndjson":
+        return _json_batches(path, block_bytes, skipped, on_progress)
+    return _parquet_batches(path, 65_536, on_progress)
+
+
+def check_dump(path: Path) -> str:
+    """The format of the dump at `path` ("ndjson" or "parquet"); InputError if missing or unknown."""
     if not path.is_file():
         raise InputError(f"{path}: input dump does not exist")
     if path.suffix in JSON_SUFFIXES:
-        return _json_batches(path, block_bytes, skipped, on_progress)
+        return "ndjson"
     if path.suffix in PARQUET_SUFFIXES:
-        return _parquet_batches(path, 65_536, on_progress)
+        return "parquet"
     raise InputError(f"{path}: unknown dump format; expected one of "
                      f"{', '.join(JSON_SUFFIXES + PARQUET_SUFFIXES)}")
 

@@ -1,9 +1,10 @@
 """The embedded export engine: bigquery/titles.sql run by DuckDB over local monthly dumps.
 
 The dumps are streamed in (pipeline.dumps) as Arrow batches of six columns and appended
-to a table in a scratch DuckDB database on disk, so neither side ever holds a whole
-dump: DuckDB keeps to `memory_limit` and spills to the scratch folder. Then the shared
-query runs with typed parameters and its few thousand rows become the CSV.
+to a DuckDB table, so neither side ever holds a whole dump: DuckDB keeps to
+`memory_limit` and spills what does not fit to a scratch folder beside the output
+(an in-memory database that spills loaded faster here than an on-disk one). Then the
+shared query runs with typed parameters and its few thousand rows become the CSV.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from pipeline.dumps import iter_submissions, schema
+from pipeline.dumps import check_dump, iter_submissions, schema
 from pipeline.errors import InputError
 from pipeline.export_sql import DUCKDB_TABLE, duckdb_query, query_parameters
 
@@ -51,7 +52,7 @@ def _progress(inputs: tuple[Path, ...]):
 
 
 def _load(con, inputs: tuple[Path, ...], block_bytes: int, skipped: Counter) -> int:
-    """Append every submission of `inputs` to the scratch table; returns the rows parsed."""
+    """Append every submission of `inputs` to the submissions table; returns the rows parsed."""
     import duckdb
     import pyarrow as pa
 
@@ -88,24 +89,27 @@ def _count_filtered(con, exclude: list[str], skipped: Counter) -> dict:
 def run_duckdb(ecfg: ExportConfig, inputs: tuple[Path, ...], output: Path) -> tuple[list[tuple[str, str]], dict]:
     """Run the export over local dumps `inputs`; returns the (subreddit, title) rows and stats.
 
-    `output` only chooses where the scratch database lives (its folder, same disk as the CSV).
+    `output` only chooses where DuckDB may spill (a scratch folder beside it, removed after).
     """
     import duckdb
 
     if not inputs:
         raise InputError("export.inputs: the duckdb engine needs at least one dump file")
+    for path in inputs:  # before any work, not after loading the first months
+        check_dump(path)
     started = time.perf_counter()
     skipped: Counter = Counter()
     params = {p.name: p.value for p in query_parameters(ecfg)}
     output.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.scratch-", dir=output.parent) as scratch:
-        con = duckdb.connect(str(Path(scratch) / "submissions.duckdb"))
+        con = duckdb.connect()
         try:
             dcfg = ecfg.duckdb
             # Values checked by DuckDBConfig; SET takes no parameters.
             con.execute(f"SET memory_limit = '{dcfg.memory_limit}'")
             con.execute(f"SET threads = {dcfg.threads}")
-            con.execute(f"SET temp_directory = '{Path(scratch) / 'spill'}'")
+            spill = scratch.replace("'", "''")
+            con.execute(f"SET temp_directory = '{spill}'")
             # Rows are ranked by the query, so load order need not be kept (less memory).
             con.execute("SET preserve_insertion_order = false")
             con.execute(f"CREATE TABLE {DUCKDB_TABLE} ({_COLUMNS})")
@@ -115,11 +119,12 @@ def run_duckdb(ecfg: ExportConfig, inputs: tuple[Path, ...], output: Path) -> tu
         finally:
             con.close()
     seconds = time.perf_counter() - started
+    # Lines that failed to parse count as read (and as skipped) too.
+    rows_read += sum(n for reason, n in skipped.items() if reason != "missing_field")
     stats = {
         "engine": "duckdb",
         "inputs": [str(p) for p in inputs],
-        # Lines that failed to parse are counted in rows_skipped and in rows_read.
-        "rows_read": rows_read + sum(n for k, n in skipped.items() if k != "missing_field"),
+        "rows_read": rows_read,
         "rows_skipped": dict(sorted(skipped.items())),
         **filtered,
         "seconds": round(seconds, 3),

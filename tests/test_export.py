@@ -128,6 +128,9 @@ def test_dump_has_the_two_gib_window_and_is_read_in_blocks(tmp_path):
     rows = [r for b in batches for r in b.to_pylist()]
     assert rows == [{c: p.get(c) for c in COLUMNS} for p in posts]
     assert not skipped
+    # Concatenated frames are one valid zstd stream: both are read.
+    path.write_bytes(blob + blob)
+    assert sum(b.num_rows for b in iter_submissions(path, 16 << 10, skipped)) == 2 * len(posts)
 
 
 @pytest.mark.parametrize("n,k,min_score,exclude", [
