@@ -16,7 +16,6 @@ a peak-memory ratio near 1.0 is constant memory.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import random
 import resource

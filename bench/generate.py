@@ -1,11 +1,13 @@
 """Finished titles/s: our generator vs a loop of gpt-2-simple's `generate` calls.
 
     make bench-generate      (python -m bench.generate [--config configs/default.yaml]
-                              [--prompts 4] [--count 16] [--batch-size 8] [--length 64])
+                              [--prompts N] [--count 16] [--batch-size B] [--length L])
 
 Both use the same trained checkpoint (the config's run: `make train` first), the same
 prompts (the first --prompts rows of the config's prompts, --count samples each), the
-same batch size, max length and sampling settings, in one process:
+same batch size, max length and sampling settings (by default the config's whole prompts
+file, 16 samples per prompt, and the config's generate.batch_size and generate.length),
+in one process:
   (a) ours: pipeline.sampler.Sampler (graph built once, batches stop when every sample
       ended), batches planned as the generate stage plans them;
   (b) baseline: gpt2.load_gpt2 once, then one gpt2.generate(..., prefix=..., nsamples=count,
@@ -78,22 +80,27 @@ def baseline(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("--prompts", type=int, default=4)
-    parser.add_argument("--count", type=int, default=16)
-    parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--prompts", type=int, default=0, help="use the first N prompts (0: all)")
+    parser.add_argument("--count", type=int, default=16, help="samples per prompt")
+    parser.add_argument("--batch-size", type=int, default=None, help="default: the config's generate.batch_size")
+    parser.add_argument("--length", type=int, default=None, help="default: the config's generate.length")
     args = parser.parse_args(argv)
-    if args.count % args.batch_size:
-        parser.error("--count must be a multiple of --batch-size (gpt2.generate requires it)")
     cfg = load_config(args.config)
+    args.batch_size = args.batch_size or cfg.generate.batch_size
+    args.length = args.length or cfg.generate.length
+    if args.count % args.batch_size:
+        parser.error("--count must be a multiple of the batch size (gpt2.generate requires it)")
     checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
     if not cfg.paths.train_done.is_file():
         print(f"bench-generate: no trained model for {args.config} ({cfg.paths.train_done} is missing); "
               f"run `make encode train CONFIG={args.config}` first", file=sys.stderr)
         return 2
     g = dataclasses.replace(cfg.generate, batch_size=args.batch_size, length=args.length)
-    prompts = [dataclasses.replace(p, count=args.count) for p in load_prompts(cfg.generate)[: args.prompts]]
+    prompts = [dataclasses.replace(p, count=args.count) for p in load_prompts(cfg.generate)[: args.prompts or None]]
     seed = cfg.seed
+    # Imported before either side is timed: the library load is the same one-off cost for both.
+    import gpt_2_simple  # noqa: F401
+    import tensorflow  # noqa: F401
 
     print(f"checkpoint {checkpoint}; {len(prompts)} prompts x {args.count} samples, batch {g.batch_size}, "
           f"max length {g.length}, temperature {g.temperature}, top_k {g.top_k}, top_p {g.top_p}")

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
 
 from pipeline.dedupe import DedupeStore
 from pipeline.errors import ConfigError
-from pipeline.format import KEYWORD_SEP, SECTION_ORDER, clean_text, first_document, section_regex
+from pipeline.format import END_TOKEN, KEYWORD_SEP, SECTION_ORDER, clean_text, first_document, section_regex
 from pipeline.io import atomic_path, write_json
 from pipeline.measures import Lemmatiser, coverage, needs_lemmas, novelty_key, training_titles, words
 from pipeline.samples import read_records
@@ -149,11 +149,25 @@ def _field(record: dict, name: str) -> str:
     return _flag(value) if isinstance(value, bool) else str(value)
 
 
+def _decode_record(record: dict, sections: tuple[str, ...], group_fields: tuple[str, ...],
+                   keep_unfinished: bool) -> tuple[Sample, str | None, dict[str, str]]:
+    """One record's decoded sections, why it is dropped (or None), and its value in each group dimension."""
+    sample = extract(record["text"], sections)
+    # A generator that cut the end token off the text says so in its flag; when the token is in
+    # the text, the text decides (a new start token before it means the first document never ended).
+    cut_off = record.get("finished") is True and END_TOKEN not in record["text"]
+    sample = sample._replace(finished=sample.finished or cut_off)
+    group = {"category": sample.values["category"], "n_keywords": str(len(sample.values["keywords"].split()))}
+    group.update({f: _field(record, f) for f in group_fields})
+    return sample, drop_reason(sample, keep_unfinished), group
+
+
 def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_path: Path) -> dict:
     """Decode the JSON Lines samples in `generated` into `out_csv`; novelty is checked against `encoded`.
 
     Returns the stats also written to `stats_path`: samples read, valid, dropped per
     reason, unique rows, and samples/valid per category, keyword count and group field.
+    The stats are written before the CSV is renamed into place, so a finished CSV always has them.
     """
     dcfg = cfg.decode
     started = time.perf_counter()
@@ -175,13 +189,7 @@ def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_p
                 if isinstance(record, str):
                     dropped[record] += 1
                     continue
-                sample = extract(record["text"], sections)
-                # The generator may cut the text at the end token; its own flag then says it got there.
-                sample = sample._replace(finished=sample.finished or record.get("finished") is True)
-                reason = drop_reason(sample, dcfg.keep_unfinished)
-                group = {"category": sample.values["category"],
-                         "n_keywords": str(len(sample.values["keywords"].split()))}
-                group.update({f: _field(record, f) for f in group_fields})
+                sample, reason, group = _decode_record(record, sections, group_fields, dcfg.keep_unfinished)
                 tally.add(group, reason is None)
                 if reason:
                     dropped[reason] += 1
@@ -189,22 +197,19 @@ def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_p
                 kept_unfinished += int(not sample.finished)
                 chunk.append((record, sample.values))
             store.add_many(_measure_rows(chunk, group_fields, known, lemmatiser))
+        valid, unique = samples - sum(dropped.values()), len(store)
+        seconds = time.perf_counter() - started
+        stats = {
+            "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
+            "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished,
+            "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
+            "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
+            "seconds": round(seconds, 3), "samples_per_second": round(samples / seconds, 1) if seconds else None,
+            "groups": tally.as_dict(),
+        }
+        write_json(stats_path, stats)
         with atomic_path(out_csv) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(store.columns + ("count",))
-            unique = 0
-            for row, count in store.rows():
-                writer.writerow(row + (count,))
-                unique += 1
-    valid = samples - sum(dropped.values())
-    seconds = time.perf_counter() - started
-    stats = {
-        "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
-        "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished,
-        "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
-        "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
-        "seconds": round(seconds, 3), "samples_per_second": round(samples / seconds, 1) if seconds else None,
-        "groups": tally.as_dict(),
-    }
-    write_json(stats_path, stats)
+            writer.writerows(row + (count,) for row, count in store.rows())
     return stats

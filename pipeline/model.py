@@ -13,7 +13,7 @@ import hashlib
 import json
 import shutil
 import socket
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -241,8 +241,3 @@ def load_hparams(model_path: Path):
     hparams = gpt_model.default_hparams()
     hparams.override_from_dict(json.loads((model_path / "hparams.json").read_text(encoding="utf-8")))
     return hparams
-
-
-def model_summary(mcfg: ModelConfig) -> dict:
-    """The model section as a plain dict (for records)."""
-    return asdict(mcfg)

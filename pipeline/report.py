@@ -16,11 +16,14 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, NamedTuple
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json, write_text
 from pipeline.measures import DistinctCounter
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 # CSV columns the measures are broken down by, when the CSV has them.
 GROUP_COLUMNS = ("n_keywords", "category", "guided")
@@ -173,7 +176,7 @@ class ReportFiles(NamedTuple):
     plot: Path
 
 
-def write_report(cfg, decoded_csv: Path, stats_path: Path, out: ReportFiles) -> dict:
+def write_report(cfg: "Config", decoded_csv: Path, stats_path: Path, out: ReportFiles) -> dict:
     """Build the report of `decoded_csv` + `stats_path` and write its JSON, Markdown and PNG; returns it."""
     from pipeline.report_plot import plot_report
 

@@ -25,6 +25,10 @@ from pipeline.errors import InputError
 from pipeline.format import END_TOKEN
 
 
+# Nucleus sampling looks at this many most likely tokens first (see _top_p).
+NUCLEUS_FAST_K = 256
+
+
 @dataclass(frozen=True)
 class SamplingSettings:
     """How the next token is drawn. top_k 0 and top_p 0 (or 1) mean no truncation."""
@@ -96,15 +100,32 @@ def _top_k(tf, logits, k: int):
     return tf.where(logits < kth, tf.fill(tf.shape(logits), -1e10), logits)
 
 
-def _top_p(tf, logits, p: float):
-    """Keep the smallest set of most likely tokens whose probability reaches p (nucleus)."""
-    if p <= 0.0 or p >= 1.0:
-        return logits
-    ordered = tf.sort(logits, direction="DESCENDING", axis=-1)
-    before = tf.cumsum(tf.nn.softmax(ordered, axis=-1), axis=-1, exclusive=True)
+def _nucleus_floor(tf, logits, ordered, p: float):
+    """The smallest logit kept by nucleus sampling, per row, from `ordered` (the largest logits, descending)."""
+    probs = tf.exp(ordered - tf.reduce_logsumexp(logits, axis=-1, keepdims=True))
+    before = tf.cumsum(probs, axis=-1, exclusive=True)
     # The most likely token always stays (before == 0 < p), so the set is never empty.
     kept = tf.where(before < p, ordered, tf.fill(tf.shape(ordered), np.float32(np.inf)))
-    floor = tf.reduce_min(kept, axis=-1, keepdims=True)
+    return tf.reduce_min(kept, axis=-1, keepdims=True)
+
+
+def _top_p(tf, logits, p: float, fast_k: int = NUCLEUS_FAST_K):
+    """Keep the smallest set of most likely tokens whose probability reaches p (nucleus).
+
+    Sorting the whole vocabulary every step is the costly part; when the `fast_k` most likely
+    tokens of every row already hold probability p, the nucleus lies among them and a partial
+    top-k is enough. Otherwise the full sort runs, so the result is the same either way.
+    """
+    if p <= 0.0 or p >= 1.0:
+        return logits
+    n_vocab = logits.shape[-1]
+    if n_vocab is None or n_vocab <= fast_k:
+        floor = _nucleus_floor(tf, logits, tf.sort(logits, direction="DESCENDING", axis=-1), p)
+    else:
+        top = tf.math.top_k(logits, k=fast_k).values
+        mass = tf.reduce_sum(tf.exp(top - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)), axis=-1)
+        floor = tf.cond(tf.reduce_all(mass >= p), lambda: _nucleus_floor(tf, logits, top, p),
+                        lambda: _nucleus_floor(tf, logits, tf.sort(logits, direction="DESCENDING", axis=-1), p))
     return tf.where(logits < floor, tf.fill(tf.shape(logits), -1e10), logits)
 
 

@@ -140,6 +140,8 @@ def test_stage_writes_a_deduplicated_csv_with_measures(tmp_path):
         _record("pics", ["sunset"], "Sunsets over the sea"),
         _record("pics", ["sunset"], "Never finished", end=False),
         _record("pics", ["boat"], "Sunsets over the sea"),
+        # The generator found an end token, but only after a new document had started.
+        _record("pics", ["sunset"], f"Ran on{S}~`pics~^x~@Next"),
     ]
     rows, stats = _run_stage(tmp_path, records)
     assert [(r["category"], r["keywords"], r["title"], r["count"]) for r in rows] == [
@@ -149,9 +151,9 @@ def test_stage_writes_a_deduplicated_csv_with_measures(tmp_path):
     ]
     assert [(r["keyword_coverage"], r["all_keywords_present"], r["missing_keywords"], r["novel"]) for r in rows] == [
         ("1.0000", "true", "", "true"), ("0.0000", "false", "sunset boat", "false"), ("0.0000", "false", "boat", "true")]
-    assert stats["samples"] == 5 and stats["valid"] == 4 and stats["unique_rows"] == 3 and stats["duplicates"] == 1
-    assert stats["dropped"] == {"unfinished": 1}
-    assert stats["groups"]["n_keywords"] == {"1": {"samples": 4, "valid": 3}, "2": {"samples": 1, "valid": 1}}
+    assert stats["samples"] == 6 and stats["valid"] == 4 and stats["unique_rows"] == 3 and stats["duplicates"] == 1
+    assert stats["dropped"] == {"unfinished": 2}
+    assert stats["groups"]["n_keywords"] == {"1": {"samples": 5, "valid": 3}, "2": {"samples": 1, "valid": 1}}
     # The on-disk de-duplicating store and temporary files are gone.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decode_stats.json", "decoded.csv", "encoded.txt",
                                                           "generated.jsonl"]

@@ -4,6 +4,7 @@ One model is trained per module (about 15 s on a 2-core CPU) and shared by the t
 """
 import dataclasses
 import json
+import os
 
 import pytest
 
@@ -21,15 +22,21 @@ STEPS = 200
 def trained(tmp_path_factory):
     """A Config whose run folder holds a tiny model trained for STEPS steps, and its train.done record."""
     root = tmp_path_factory.mktemp("run")
+    # A relative data folder, as in the configs (gpt-2-simple runs in another working directory).
+    cwd = os.getcwd()
+    os.chdir(root)
     cfg = dataclasses.replace(
-        Config(), name="tiny", seed=5, data_dir=str(root),
+        Config(), name="tiny", seed=5, data_dir="data",
         model=ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=350),
         train=TrainConfig(steps=STEPS, learning_rate=3e-3, save_every=0, print_every=100),
     )
     cfg.paths.run_dir.mkdir(parents=True)
     write_encoded(cfg.paths.encoded, 300)
-    record = train(cfg, cfg.paths.encoded, cfg.paths.checkpoint_dir, cfg.paths.train_done)
-    return cfg, record
+    try:
+        record = train(cfg, cfg.paths.encoded, cfg.paths.checkpoint_dir, cfg.paths.train_done)
+    finally:
+        os.chdir(cwd)
+    return dataclasses.replace(cfg, data_dir=str(root / "data")), record
 
 
 def checkpoint(cfg):
@@ -65,7 +72,9 @@ def test_training_resumes_with_only_the_missing_steps(trained, tmp_path):
 
     cfg, _ = trained
     # Work on a copy so the shared model stays as it is.
-    copy = dataclasses.replace(cfg, data_dir=str(tmp_path), train=dataclasses.replace(cfg.train, steps=STEPS + 5))
+    # The extra steps also run with oneDNN bfloat16 mixed precision, which must not change the checkpoint format.
+    copy = dataclasses.replace(cfg, data_dir=str(tmp_path),
+                               train=dataclasses.replace(cfg.train, steps=STEPS + 5, onednn_bf16=True))
     shutil.copytree(cfg.paths.run_dir, copy.paths.run_dir)
     record = train(copy, copy.paths.encoded, copy.paths.checkpoint_dir, copy.paths.train_done)
     assert record["steps"] == STEPS + 5
