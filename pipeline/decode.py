@@ -10,6 +10,7 @@ samples. The CSV is written from the store at the end, atomically, with a stats 
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import time
@@ -22,6 +23,7 @@ from pipeline.dedupe import DedupeStore
 from pipeline.errors import ConfigError
 from pipeline.format import END_TOKEN, KEYWORD_SEP, SECTION_ORDER, clean_text, first_document, section_regex
 from pipeline.io import atomic_path, write_json
+from pipeline.keyword_filter import FilterRule, FilterTally, KeywordFilter, rejected_path
 from pipeline.measures import Lemmatiser, coverage, needs_lemmas, novelty_key, training_titles, words
 from pipeline.samples import read_records
 
@@ -43,6 +45,8 @@ class DecodeConfig:
     spacy_model: str = "en_core_web_sm"  # lemmas for keyword coverage
     batch_size: int = 1000  # samples decoded (and titles lemmatised) at a time
     report_top_categories: int = 20  # categories shown in the Markdown table and the plot (the JSON has all)
+    keyword_filter: FilterRule = "off"  # 'all' / 'at_least': keep only titles with the requested keywords
+    keyword_filter_min: int = 1  # for 'at_least': this many keywords (or all, when fewer were requested)
 
     def __post_init__(self) -> None:
         unknown = [s for s in self.sections if s not in SECTION_ORDER]
@@ -52,7 +56,7 @@ class DecodeConfig:
             raise ConfigError("sections: a section is listed twice")
         if "title" not in self.sections:
             raise ConfigError("sections: must include 'title' (the CSV and the report are about titles)")
-        for key in ("batch_size", "report_top_categories"):
+        for key in ("batch_size", "report_top_categories", "keyword_filter_min"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1")
 
@@ -111,13 +115,25 @@ class _Tally:
     def __init__(self) -> None:
         self.groups: dict[str, dict[str, Counter]] = defaultdict(lambda: defaultdict(Counter))
 
-    def add(self, group: dict[str, str], valid: bool) -> None:
+    def add(self, group: dict[str, str], valid: bool, logprob: float | None) -> None:
+        """Count a sample; `logprob` (the generator's mean log-prob per token) is summed for valid ones."""
         for dim, value in group.items():
-            self.groups[dim][value]["samples"] += 1
-            self.groups[dim][value]["valid"] += int(valid)
+            counts = self.groups[dim][value]
+            counts["samples"] += 1
+            counts["valid"] += int(valid)
+            if valid and logprob is not None:
+                counts["logprob_sum"] += logprob
+                counts["logprob_n"] += 1
 
     def as_dict(self) -> dict:
-        return {dim: {v: dict(c) for v, c in sorted(vals.items())} for dim, vals in self.groups.items()}
+        """{dim: {value: {samples, valid, mean_logprob}}}."""
+        return {dim: {v: _counts(c) for v, c in sorted(vals.items())} for dim, vals in self.groups.items()}
+
+
+def _counts(c: Counter) -> dict:
+    n = c.get("logprob_n", 0)
+    return {"samples": c["samples"], "valid": c["valid"],
+            "mean_logprob": round(c["logprob_sum"] / n, 4) if n else None}
 
 
 def _measure_rows(chunk: list[tuple[dict, dict[str, str]]], group_fields: tuple[str, ...], known: set[str],
@@ -190,7 +206,7 @@ def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_p
                     dropped[record] += 1
                     continue
                 sample, reason, group = _decode_record(record, sections, group_fields, dcfg.keep_unfinished)
-                tally.add(group, reason is None)
+                tally.add({**group, "all": ""}, reason is None, record.get("logprob"))
                 if reason:
                     dropped[reason] += 1
                     continue
@@ -198,18 +214,50 @@ def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_p
                 chunk.append((record, sample.values))
             store.add_many(_measure_rows(chunk, group_fields, known, lemmatiser))
         valid, unique = samples - sum(dropped.values()), len(store)
-        seconds = time.perf_counter() - started
+        groups = tally.as_dict()
+        overall = groups.pop("all", {}).get("", {})
         stats = {
             "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
             "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished,
             "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
             "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
-            "seconds": round(seconds, 3), "samples_per_second": round(samples / seconds, 1) if seconds else None,
-            "groups": tally.as_dict(),
+            "mean_logprob": overall.get("mean_logprob"), "groups": groups,
         }
-        write_json(stats_path, stats)
-        with atomic_path(out_csv) as tmp, tmp.open("w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f)
-            writer.writerow(store.columns + ("count",))
-            writer.writerows(row + (count,) for row, count in store.rows())
+        kfilter = KeywordFilter(dcfg.keyword_filter, dcfg.keyword_filter_min)
+        with atomic_path(out_csv) as tmp:
+            filtered = _write_csvs(store, tmp, rejected_path(out_csv), kfilter)
+            if filtered is not None:
+                stats["keyword_filter"] = filtered
+            seconds = time.perf_counter() - started
+            stats["seconds"] = round(seconds, 3)
+            stats["samples_per_second"] = round(samples / seconds, 1) if seconds else None
+            write_json(stats_path, stats)
     return stats
+
+
+def _write_csvs(store: DedupeStore, out_tmp: Path, rejected: Path, kfilter: KeywordFilter) -> dict | None:
+    """Write the store's rows to `out_tmp`, or, with an active filter, those it rejects to `rejected`.
+
+    Returns the filter's counts and yield (None when it is off; a stale rejected file is removed).
+    """
+    columns = store.columns + ("count",)
+    n_kw, missing = columns.index("n_keywords"), columns.index("missing_keywords")
+    group = columns.index(GROUP_FIELDS[0]) if GROUP_FIELDS[0] in columns else None
+    tally = FilterTally()
+    with contextlib.ExitStack() as stack:
+        out = csv.writer(stack.enter_context(out_tmp.open("w", encoding="utf-8", newline="")))
+        out.writerow(columns)
+        rejects = None
+        if kfilter.active:
+            rejected_tmp = stack.enter_context(atomic_path(rejected))
+            rejects = csv.writer(stack.enter_context(rejected_tmp.open("w", encoding="utf-8", newline="")))
+            rejects.writerow(columns)
+        else:
+            rejected.unlink(missing_ok=True)
+        for row, count in store.rows():
+            kept = kfilter.passes(int(row[n_kw]), row[missing])
+            (out if kept else rejects).writerow(row + (count,))
+            if kfilter.active:
+                keys = ("all",) if group is None else ("all", f"{GROUP_FIELDS[0]}={row[group]}")
+                tally.add(keys, kept, count)
+    return tally.as_dict(kfilter) if kfilter.active else None

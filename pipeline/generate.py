@@ -10,24 +10,35 @@ appended to `<generated>.partial` after every batch; a re-run with the same job
 (same config, prompts and checkpoint) skips the indices already there, and a
 different job starts over. When every index is written the records are sorted by
 index and renamed onto the output, so make never sees a half-done file.
+
+With keyword guidance on (`guidance.strength` > 0, pipeline.guidance) every batch is
+sampled guided and, when `guidance.compare` is set, again unguided with the same seed;
+the unguided copies take the indices after the guided ones, and each record says which
+it is in `guided`. Every record carries `logprob`, the model's own mean log-probability
+per generated token, as a fluency measure.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json
-from pipeline.jobfile import Batch, JobFile, job_fingerprint, plan_batches
+from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches
 from pipeline.prompts import Prompt, load_prompts
 
 if TYPE_CHECKING:
     from pipeline.config import Config
+    from pipeline.guidance import KeywordGuidance
     from pipeline.sampler import Sampler
+
+# Names of a batch's pass (Batch.guided) in the stats.
+_PASS_NAMES = {None: "plain", True: "guided", False: "unguided"}
 
 
 @dataclass(frozen=True)
@@ -72,18 +83,29 @@ class GenerateConfig:
             raise ConfigError(f"threads: must be 0 (TensorFlow's default) or more, got {self.threads}")
 
 
-def run_batch(sampler: Sampler, batch: Batch, prompts: list[Prompt], length: int) -> tuple[list[dict], int]:
-    """Sample one planned batch; returns its records (schema of the generated file) and the loop's steps."""
+def run_batch(sampler: Sampler, batch: Batch, prompts: list[Prompt], length: int,
+              guidance: KeywordGuidance | None = None) -> tuple[list[dict], int]:
+    """Sample one planned batch; returns its records (schema of the generated file) and the loop's steps.
+
+    guidance: the sampler's hook, when it has one; an unguided batch (`batch.guided` False) runs
+    through it with strength 0, which leaves the logits untouched.
+    """
     from pipeline.sampler import cut_at_end
 
     rows = [prompts[p] for p in batch.prompt_ids]
     tokens = [sampler.encode(p.prefix) for p in rows]
-    out = sampler.sample(tokens, length=length, seed=batch.seed, hook_prompts=rows)
+    feed = None
+    if guidance is not None:
+        feed = guidance.feed([p.keywords for p in rows], strength=None if batch.guided else 0.0)
+    out = sampler.sample(tokens, length=length, seed=batch.seed, feed=feed)
     records = []
-    for index, prompt, row_tokens in zip(batch.indices, rows, out.tokens):
+    for index, prompt, row_tokens, logprob in zip(batch.indices, rows, out.tokens, out.logprob):
         text, finished = cut_at_end(sampler.decode(row_tokens), len(prompt.prefix))
-        records.append({"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
-                        "seed": batch.seed, "text": text, "finished": finished})
+        record = {"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
+                  "seed": batch.seed, "text": text, "finished": finished, "logprob": round(float(logprob), 4)}
+        if batch.guided is not None:
+            record["guided"] = batch.guided
+        records.append(record)
     return records, out.steps
 
 
@@ -95,6 +117,7 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
     """
     from tqdm import tqdm
 
+    from pipeline.guidance import guidance_for
     from pipeline.sampler import Sampler, SamplingSettings
 
     g = cfg.generate
@@ -102,20 +125,31 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
     prompts = load_prompts(g)
     started = time.time()
     settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
-    with Sampler(checkpoint, settings, threads=g.threads) as sampler:
+    guidance = guidance_for(cfg.guidance, checkpoint)
+    with Sampler(checkpoint, settings, hook=guidance, threads=g.threads) as sampler:
         prompt_lens = [len(sampler.encode(p.prefix)) for p in prompts]
         batches = plan_batches(prompts, prompt_lens, g.batch_size, seed)
+        total = sum(p.count for p in prompts)
+        if guidance is not None:
+            batches = guidance_passes(batches, total, cfg.guidance.compare)
+            total *= 2 if cfg.guidance.compare else 1
         job = JobFile(out_path, job_fingerprint(cfg, prompts, checkpoint))
         done = job.open()
-        total = sum(p.count for p in prompts)
         steps_run = steps_max = finished = made = 0
+        # Per pass (guided / unguided / plain): samples, finished titles and seconds made this run.
+        passes: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
         with tqdm(total=total, initial=len(done), unit="sample", desc="generate") as bar:
             for batch in batches:
                 if all(i in done for i in batch.indices):
                     continue
-                records, steps = run_batch(sampler, batch, prompts, g.length)
+                batch_start = time.perf_counter()
+                records, steps = run_batch(sampler, batch, prompts, g.length, guidance)
                 records = [r for r in records if r["index"] not in done]
                 job.append(records)
+                tally = passes[_PASS_NAMES[batch.guided]]
+                tally[0] += len(records)
+                tally[1] += sum(r["finished"] for r in records)
+                tally[2] += time.perf_counter() - batch_start
                 steps_run += steps
                 steps_max += sampler.max_new_tokens(prompt_lens[batch.prompt_ids[0]], g.length)
                 finished += sum(r["finished"] for r in records)
@@ -127,7 +161,10 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
     stats = {"samples": total, "made_this_run": made, "finished_this_run": finished,
              "resumed_from": total - made, "batches": len(batches), "loop_steps": steps_run,
              "loop_steps_without_early_stop": steps_max, "seconds": round(seconds, 2),
-             "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed}
+             "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed,
+             "passes": {name: {"samples": n, "finished": f, "sampling_seconds": round(s, 2),
+                               "finished_titles_per_s": round(f / s, 2) if s else None}
+                        for name, (n, f, s) in passes.items()}}
     write_json(out_path.with_name("generate_stats.json"), stats)
     return stats
 

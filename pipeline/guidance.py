@@ -3,8 +3,8 @@
 A `KeywordGuidance` is the sampler's logits hook (pipeline.sampler.LogitsHook). Per sample and
 keyword it keeps, in the TensorFlow while-loop, whether the keyword has been written and how far
 into each of its spellings the sample is. Each step it:
-  * adds `strength` to the logit of the first token of every spelling (' dog', 'dog', 'Dog') of
-    every unused keyword, or, once a spelling has started, to its next token only;
+  * adds `strength` to the logit of the first token of every spelling (' dog', ' Dog', 'dog',
+    'Dog') of every unused keyword, or, once a spelling has started, to its next token only;
   * forbids the tokens that start the end marker while a keyword is unused,
 until all keywords are written or `budget` tokens have been generated. With strength 0 the
 logits are left exactly as they are, so the output equals the unguided sampler's.
@@ -12,12 +12,13 @@ logits are left exactly as they are, so the output equals the unguided sampler's
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
 
 from pipeline.errors import ConfigError
-from pipeline.format import END_TOKEN
+from pipeline.format import END_TOKEN, MARKER
 
 
 @dataclass(frozen=True)
@@ -26,6 +27,7 @@ class GuidanceConfig:
 
     strength: float = 0.0
     budget: int = 40  # generated tokens after which guidance stops and the sample may end freely
+    end_bias: float = 0.0  # added to the end marker's tokens once every keyword is written
     max_keywords: int = 6  # keywords per prompt that are steered toward (the rest are ignored)
     compare: bool = True  # also generate unguided on the same prompts and seed, for the report
 
@@ -39,63 +41,95 @@ class GuidanceConfig:
 
 
 def spellings(keyword: str) -> list[str]:
-    """How a keyword can appear in a title: with a leading space, bare, and capitalised bare.
-
-    Normalised keywords join words with '-' ('Big-Bird'); a title writes them with spaces.
+    """How a keyword can appear in a title: after a space or bare (the title's first word), each
+    as written and capitalised. Normalised keywords join words with '-' ('Big-Bird'); titles use spaces.
     """
     words = keyword.replace("-", " ").strip()
     if not words:
         return []
-    forms = [" " + words, words, words[:1].upper() + words[1:]]
-    return list(dict.fromkeys(forms))
+    upper = words[:1].upper() + words[1:]
+    return [" " + words, " " + upper, words, upper]
 
 
-N_FORMS = 3
+# spellings() gives N_FORMS forms; these are the ones without a leading space.
+N_FORMS = 4
+BARE_FORMS = np.array([False, False, True, True])
 
 
-def end_start_mask(enc) -> np.ndarray:
-    """[n_vocab] bool: tokens that can begin the end marker (any token containing its first character)."""
-    first = END_TOKEN[0]
-    mask = np.zeros(len(enc.encoder), dtype=bool)
-    for token, idx in enc.encoder.items():
-        text = enc.decode([idx]) if idx < len(enc.decoder) else token
-        mask[idx] = first in text
-    return mask
+def token_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Three [n_vocab] bool tables over the model's tokens.
+
+    closing: tokens that would close the title for the decoder (they contain the section marker
+    or the first character of the end marker); ending: those that can begin the end marker;
+    word_cont: tokens whose text starts with a letter or digit, i.e. that glue onto the word before.
+    """
+    closing, ending, word_cont = (np.zeros(n_vocab, dtype=bool) for _ in range(3))
+    for idx in enc.decoder:
+        if idx < n_vocab:
+            text = enc.decode([idx])
+            ending[idx] = END_TOKEN[0] in text
+            closing[idx] = ending[idx] or MARKER in text
+            word_cont[idx] = text[:1].isalnum()
+    return closing, ending, word_cont
 
 
 class KeywordGuidance:
-    """The logits hook. enc: the model's gpt-2-simple encoder; n_vocab: logits width."""
+    """The logits hook (see pipeline.sampler.LogitsHook).
+
+    enc: the model's gpt-2-simple encoder; n_vocab: width of the logits; max_tokens: longest
+    keyword spelling followed, in tokens (longer ones are followed over their first max_tokens).
+    The strength is a graph input defaulting to the config's, so one graph serves guided and
+    unguided batches (`feed(..., strength=0.0)`).
+
+    A keyword counts as written when all tokens of one of its spellings were generated in a row
+    and the token after them does not continue the word ('dog' then 'gy' is not 'dog'). Spellings
+    without a leading space only count, and are only pulled toward, as the title's first word.
+    """
 
     def __init__(self, gcfg: GuidanceConfig, enc, n_vocab: int, max_tokens: int = 8):
         self.gcfg, self.enc, self.n_vocab, self.max_tokens = gcfg, enc, n_vocab, max_tokens
-        self.end_mask = end_start_mask(enc)[:n_vocab]
-        self._placeholders: tuple | None = None
+        self.closing, self.ending, self.word_cont = token_tables(enc, n_vocab)
+        self._inputs: tuple | None = None
 
     # -- host side -----------------------------------------------------------------------------
-    def keyword_table(self, keyword_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray]:
-        """Token ids [batch, max_keywords, N_FORMS, max_tokens] (-1 padded) and lengths [batch, kw, forms]."""
+    def keyword_table(self, keyword_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each row's keywords: token ids [batch, max_keywords, N_FORMS, max_tokens] (-1 padded),
+        lengths [batch, kw, forms], and which spellings are pulled toward [batch, kw, forms].
+
+        Only the leading-space spellings with the fewest tokens are pulled toward: a form the BPE
+        splits more finely starts with a short piece (' G' of ' Gym') that begins many other
+        words, and pulling it writes those instead.
+        """
         shape = (len(keyword_lists), self.gcfg.max_keywords, N_FORMS)
         ids = np.full(shape + (self.max_tokens,), -1, dtype=np.int32)
         lens = np.zeros(shape, dtype=np.int32)
+        pull = np.zeros(shape, dtype=bool)
         for b, keywords in enumerate(keyword_lists):
             for s, keyword in enumerate(list(keywords)[: self.gcfg.max_keywords]):
                 for f, form in enumerate(spellings(keyword)):
                     toks = self.enc.encode(form)[: self.max_tokens]
                     ids[b, s, f, : len(toks)] = toks
                     lens[b, s, f] = len(toks)
-        return ids, lens
+                spaced = lens[b, s] * ~BARE_FORMS
+                pull[b, s] = ~BARE_FORMS & (spaced == spaced[~BARE_FORMS].min()) & (lens[b, s] > 0)
+        return ids, lens, pull
 
-    def feed(self, prompts: Sequence[Any]) -> dict:
-        """Feed dict for one batch; `prompts` are the rows' keyword lists."""
-        ids, lens = self.keyword_table(prompts)
-        kw_ids, kw_lens = self._placeholders
-        return {kw_ids: ids, kw_lens: lens}
+    def feed(self, keyword_lists: Sequence[Sequence[str]], strength: float | None = None) -> dict:
+        """Feed dict for one batch: each row's requested keywords; strength None keeps the config's."""
+        if self._inputs is None:
+            raise RuntimeError("KeywordGuidance.feed before the sampler built its graph")
+        kw_ids, kw_lens, kw_pull, strength_in = self._inputs
+        ids, lens, pull = self.keyword_table(keyword_lists)
+        feed = {kw_ids: ids, kw_lens: lens, kw_pull: pull}
+        if strength is not None:
+            feed[strength_in] = float(strength)
+        return feed
 
     # -- graph side ----------------------------------------------------------------------------
     def state_shapes(self) -> tuple:
         import tensorflow as tf
 
-        return (tf.TensorShape([None, self.gcfg.max_keywords]),          # used
+        return (tf.TensorShape([None, self.gcfg.max_keywords]),          # keyword written
                 tf.TensorShape([None, self.gcfg.max_keywords, N_FORMS]),  # tokens matched per spelling
                 tf.TensorShape([]))                                       # tokens generated
 
@@ -105,37 +139,82 @@ class KeywordGuidance:
         kw_ids = tf.compat.v1.placeholder(tf.int32, [None, self.gcfg.max_keywords, N_FORMS, self.max_tokens],
                                           name="guidance_ids")
         kw_lens = tf.compat.v1.placeholder(tf.int32, [None, self.gcfg.max_keywords, N_FORMS], name="guidance_lens")
-        self._placeholders = (kw_ids, kw_lens)
-        used = tf.reduce_all(tf.equal(kw_lens, 0), axis=2)  # empty slots count as used
+        kw_pull = tf.compat.v1.placeholder(tf.bool, [None, self.gcfg.max_keywords, N_FORMS], name="guidance_pull")
+        strength = tf.compat.v1.placeholder_with_default(np.float32(self.gcfg.strength), [], name="guidance_strength")
+        self._inputs = (kw_ids, kw_lens, kw_pull, strength)
+        used = tf.reduce_all(tf.equal(kw_lens, 0), axis=2)  # empty slots count as written
         return used, tf.zeros_like(kw_lens), tf.constant(0)
 
-    def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]:
+    def _at(self, kw_ids: Any, pos: Any) -> Any:
+        """The token each spelling expects at match position `pos` (-1 past its end)."""
         import tensorflow as tf
 
-        kw_ids, kw_lens = self._placeholders
-        used, pos, t = state
-        last = tokens[:, -1][:, tf.newaxis, tf.newaxis]  # the token written last step
-        # Advance every spelling's match by the last token (the prompt's own last token at t=0 is not a match).
-        expected = tf.gather(kw_ids, tf.minimum(pos, self.max_tokens - 1)[..., tf.newaxis], batch_dims=3)[..., 0]
-        continues = (pos > 0) & tf.equal(expected, last)
-        starts = tf.equal(kw_ids[..., 0], last)
-        pos = tf.where(continues, pos + 1, tf.where(starts, tf.ones_like(pos), tf.zeros_like(pos)))
-        pos = tf.where(t > 0, pos, tf.zeros_like(pos))
-        complete = (pos >= kw_lens) & (kw_lens > 0) & (pos > 0)
-        used = used | tf.reduce_any(complete, axis=2)
-        pos = tf.where(complete | used[..., tf.newaxis], tf.zeros_like(pos), pos)
+        return tf.gather(kw_ids, tf.minimum(pos, self.max_tokens - 1)[..., tf.newaxis], batch_dims=3)[..., 0]
 
-        strength = float(self.gcfg.strength)
-        if strength > 0.0:
-            active = ~used & (t < self.gcfg.budget)  # [batch, kw]
-            started = tf.reduce_any(pos > 0, axis=2, keepdims=True)
-            target = tf.gather(kw_ids, tf.minimum(pos, self.max_tokens - 1)[..., tf.newaxis], batch_dims=3)[..., 0]
-            # A started spelling pulls toward its next token only; otherwise every first token pulls.
-            want = active[..., tf.newaxis] & (target >= 0) & tf.where(started, pos > 0, tf.ones_like(pos, tf.bool))
-            where = tf.cast(tf.where(want), tf.int32)  # [n, 3]: batch, kw, form
-            hits = tf.stack([where[:, 0], tf.gather_nd(target, where)], axis=1)
-            counts = tf.scatter_nd(hits, tf.ones([tf.shape(hits)[0]]), tf.shape(logits))
-            logits = logits + strength * tf.cast(counts > 0, logits.dtype)
-            holding = tf.reduce_any(active, axis=1)[:, tf.newaxis] & tf.constant(self.end_mask)[tf.newaxis, :]
-            logits = tf.where(holding, tf.fill(tf.shape(logits), np.float32(-1e10)), logits)
+    def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]:
+        """Update the matches with the token written last step, then bias `logits` [batch, n_vocab]."""
+        import tensorflow as tf
+
+        kw_ids, kw_lens, kw_pull, strength = self._inputs
+        used, pos, t = state
+        zeros = tf.zeros_like(pos)
+        # At t=0 the last token is the prompt's; from t=1 it is the one generated at step t-1.
+        last = tokens[:, -1]
+        last3 = last[:, tf.newaxis, tf.newaxis]
+        glued = tf.gather(tf.constant(self.word_cont), last)[:, tf.newaxis, tf.newaxis]
+        # A spelling completed last step is written if this token does not continue its word.
+        complete = (pos > 0) & (pos >= kw_lens)
+        used = used | tf.reduce_any(complete & ~glued, axis=2)
+        bare = tf.constant(BARE_FORMS)[tf.newaxis, tf.newaxis, :]
+        continues = (pos > 0) & ~complete & tf.equal(self._at(kw_ids, pos), last3)
+        starts = tf.equal(kw_ids[..., 0], last3) & (t > 0) & (~bare | tf.equal(t, 1))
+        pos = tf.where(continues, pos + 1, tf.where(starts, tf.ones_like(pos), zeros))
+        pos = tf.where(used[..., tf.newaxis], zeros, pos)
+
+        active = ~used & (t < self.gcfg.budget) & (strength > 0.0)  # [batch, kw]
+        complete = (pos > 0) & (pos >= kw_lens)
+        under_way = (pos > 0) & ~complete
+        # A keyword none of whose spellings is under way pulls toward the first token of its pulled
+        # spellings, after the title's first word and only between words: a pull while the model
+        # is inside a word ('C' of 'Cabin') would cut it off.
+        p_glue = tf.reduce_sum(tf.nn.softmax(logits) * tf.constant(self.word_cont, tf.float32), axis=1)
+        boundary = (p_glue < 0.5)[:, tf.newaxis, tf.newaxis]
+        idle = ~tf.reduce_any(pos > 0, axis=2, keepdims=True) & kw_pull & (t > 0) & boundary
+        target = self._at(kw_ids, pos)
+        live = active[..., tf.newaxis] & (target >= 0)
+        first = _token_mask(live & idle, target, logits)
+        logits = tf.where(first, logits + strength, logits)
+        # A keyword under way is spelled to its end: only the next tokens of started spellings may follow.
+        follow = _token_mask(live & under_way, target, logits)
+        spelling = tf.reduce_any(follow, axis=1, keepdims=True)
+        # Forbidden while a keyword is owed: closing the title; right after a spelling: gluing onto it.
+        owed = tf.reduce_any(active, axis=1)[:, tf.newaxis]
+        ending = tf.reduce_any(active[..., tf.newaxis] & complete, axis=[1, 2])[:, tf.newaxis]
+        banned = ((spelling & ~follow)
+                  | (owed & tf.constant(self.closing)[tf.newaxis, :])
+                  | (ending & tf.constant(self.word_cont)[tf.newaxis, :]))
+        logits = tf.where(banned, tf.fill(tf.shape(logits), np.float32(-1e10)), logits)
+        if self.gcfg.end_bias:
+            written = tf.reduce_all(used, axis=1, keepdims=True) & (strength > 0.0)
+            logits = tf.where(written & tf.constant(self.ending)[tf.newaxis, :], logits + self.gcfg.end_bias, logits)
         return logits, (used, pos, t + 1)
+
+
+def _token_mask(want: Any, target: Any, logits: Any) -> Any:
+    """[batch, n_vocab] bool: the `target` token [batch, kw, form] of every spelling where `want` is set."""
+    import tensorflow as tf
+
+    where = tf.cast(tf.where(want), tf.int32)  # rows of (batch, keyword, spelling)
+    hits = tf.stack([where[:, 0], tf.gather_nd(target, where)], axis=1)
+    return tf.scatter_nd(hits, tf.ones([tf.shape(hits)[0]]), tf.shape(logits)) > 0
+
+
+def guidance_for(gcfg: GuidanceConfig, model_path: Path) -> KeywordGuidance | None:
+    """The hook for the model in `model_path`, or None when guidance is off (strength 0)."""
+    if gcfg.strength == 0:
+        return None
+    from gpt_2_simple.src import encoder
+
+    from pipeline.model import load_hparams
+
+    return KeywordGuidance(gcfg, encoder.get_encoder(str(model_path)), load_hparams(model_path).n_vocab)

@@ -5,6 +5,7 @@ fingerprint, so a re-run of the same job resumes and a changed job starts over.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -28,6 +29,7 @@ class Batch:
     indices: tuple[int, ...]
     prompt_ids: tuple[int, ...]
     seed: int
+    guided: bool | None = None  # None: the job has no keyword guidance
 
 
 def plan_batches(prompts: list[Prompt], prompt_lens: list[int], batch_size: int, seed: int) -> list[Batch]:
@@ -47,6 +49,19 @@ def plan_batches(prompts: list[Prompt], prompt_lens: list[int], batch_size: int,
     chunks.sort(key=lambda chunk: chunk[0][0])
     return [Batch(indices=tuple(i for i, _ in chunk), prompt_ids=tuple(p for _, p in chunk), seed=seed + b)
             for b, chunk in enumerate(chunks)]
+
+
+def guidance_passes(batches: list[Batch], total: int, compare: bool) -> list[Batch]:
+    """`batches` guided and, when `compare`, again unguided with the same prompts and seeds.
+
+    The unguided copy of a batch takes the indices `total` higher and runs right after it.
+    """
+    out = []
+    for b in batches:
+        out.append(dataclasses.replace(b, guided=True))
+        if compare:
+            out.append(dataclasses.replace(b, indices=tuple(i + total for i in b.indices), guided=False))
+    return out
 
 
 def job_fingerprint(cfg: Config, prompts: list[Prompt], checkpoint: Path) -> str:

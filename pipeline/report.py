@@ -16,10 +16,11 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple
+from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json, write_text
+from pipeline.keyword_filter import rejected_path
 from pipeline.measures import DistinctCounter
 
 if TYPE_CHECKING:
@@ -55,8 +56,8 @@ class Measures:
         for counter in self.distinct:
             counter.add(row["title"])
 
-    def result(self, samples: int = 0, valid: int = 0) -> dict:
-        """The measures; `samples`/`valid` (from the decode stats) give the valid rate."""
+    def result(self, samples: int = 0, valid: int = 0, mean_logprob: float | None = None) -> dict:
+        """The measures; `samples`/`valid` and `mean_logprob` come from the decode stats."""
         d1, d2 = (c.value for c in self.distinct)
         return {
             "samples": samples,
@@ -70,6 +71,7 @@ class Measures:
             "training_copies": self.rows - self.novel,
             "distinct_1": None if d1 is None else round(d1, 4),
             "distinct_2": None if d2 is None else round(d2, 4),
+            "mean_logprob": mean_logprob,
         }
 
 
@@ -89,7 +91,7 @@ def _group_results(measured: dict[str, Measures], counts: dict[str, dict]) -> di
     out = {}
     for value in set(measured) | set(counts):
         c = counts.get(value, {})
-        out[value] = measured.get(value, Measures()).result(c.get("samples", 0), c.get("valid", 0))
+        out[value] = measured.get(value, Measures()).result(c.get("samples", 0), c.get("valid", 0), c.get("mean_logprob"))
     return out
 
 
@@ -99,21 +101,47 @@ def _sort_key(column: str):
     return lambda item: (-item[1]["samples"], item[0])
 
 
+def _csv_rows(paths: list[Path]) -> tuple[list[str], Iterator[dict[str, str]]]:
+    """The header of the first CSV and the rows of all of them, streamed."""
+    files = [p.open(encoding="utf-8", newline="") for p in paths]
+    readers = [csv.DictReader(f) for f in files]
+
+    def rows() -> Iterator[dict[str, str]]:
+        try:
+            for reader in readers:
+                yield from reader
+        finally:
+            for f in files:
+                f.close()
+
+    return list(readers[0].fieldnames or []), rows()
+
+
 def build_report(decoded_csv: Path, stats: dict) -> dict:
-    """The report dict for the rows of `decoded_csv` and the decode `stats`."""
+    """The report dict for the rows of `decoded_csv` and the decode `stats`.
+
+    The measures describe what the generator made, so when decode's keyword filter moved
+    titles to the rejected file, those rows are measured too; the filter's yield is reported apart.
+    """
     if not decoded_csv.is_file():
         raise InputError(f"decoded titles {decoded_csv} do not exist; run `make decode` first")
-    with decoded_csv.open(encoding="utf-8", newline="") as f:
-        reader = csv.DictReader(f)
-        columns = [c for c in GROUP_COLUMNS if c in (reader.fieldnames or [])]
-        overall, groups = measure_rows(reader, columns)
+    paths = [decoded_csv]
+    if "keyword_filter" in stats:
+        paths.append(rejected_path(decoded_csv))
+        if not paths[-1].is_file():
+            raise InputError(f"{paths[-1]} (titles the keyword filter rejected) does not exist; run `make decode`")
+    header, rows = _csv_rows(paths)
+    columns = [c for c in GROUP_COLUMNS if c in header]
+    overall, groups = measure_rows(rows, columns)
     report = {
         "inputs": {"decoded": str(decoded_csv), "generated": stats["input"]},
         "dropped": stats["dropped"],
         "kept_unfinished": stats["kept_unfinished"],
         "duplicates": stats["duplicates"],
-        "overall": overall.result(stats["samples"], stats["valid"]),
+        "overall": overall.result(stats["samples"], stats["valid"], stats.get("mean_logprob")),
     }
+    if "keyword_filter" in stats:
+        report["keyword_filter"] = stats["keyword_filter"]
     for column in columns:
         results = _group_results(groups[column], stats["groups"].get(column, {}))
         report[f"by_{column}"] = dict(sorted(results.items(), key=_sort_key(column)))
@@ -127,7 +155,8 @@ def _fmt(value) -> str:
 # Markdown column headers of the per-group tables.
 _COLUMNS = {"samples": "samples", "valid_pct": "valid %", "rows": "distinct rows",
             "mean_keyword_coverage_pct": "mean coverage %", "all_keywords_present_pct": "all present %",
-            "novel_pct": "novel %", "distinct_1": "distinct-1", "distinct_2": "distinct-2"}
+            "novel_pct": "novel %", "distinct_1": "distinct-1", "distinct_2": "distinct-2",
+            "mean_logprob": "log-prob/token"}
 
 
 def _table(label: str, by: dict[str, dict], limit: int) -> list[str]:
@@ -152,20 +181,38 @@ def markdown(report: dict, run: str, top: int) -> str:
         f"| mean keyword coverage % | {_fmt(o['mean_keyword_coverage_pct'])} |",
         f"| all keywords present % | {_fmt(o['all_keywords_present_pct'])} |",
         f"| novel % (not a training title) | {_fmt(o['novel_pct'])} |",
-        f"| distinct-1 / distinct-2 | {_fmt(o['distinct_1'])} / {_fmt(o['distinct_2'])} |", "",
-        "Coverage, all-present, novelty and distinct-n are over the distinct rows; valid % over all samples.", "",
+        f"| distinct-1 / distinct-2 | {_fmt(o['distinct_1'])} / {_fmt(o['distinct_2'])} |",
+        f"| mean log-prob per token (fluency) | {_fmt(o['mean_logprob'])} |", "",
+        "Coverage, all-present, novelty and distinct-n are over the distinct rows; valid % over all samples; "
+        "log-prob is the model's own (before guidance, temperature and truncation), averaged over the "
+        "generated tokens of the valid samples.", "",
     ]
+    if "keyword_filter" in report:
+        lines += _filter_lines(report["keyword_filter"])
+    if "by_guided" in report:
+        lines += ["## Keyword guidance on and off (same prompts, same seeds)", ""]
+        lines += _table("guided", report["by_guided"], len(report["by_guided"])) + [""]
     if "by_n_keywords" in report:
         lines += ["## By number of requested keywords", ""]
         lines += _table("keywords", report["by_n_keywords"], len(report["by_n_keywords"])) + [""]
-    if "by_guided" in report:
-        lines += ["## Keyword guidance on and off", ""]
-        lines += _table("guided", report["by_guided"], len(report["by_guided"])) + [""]
     if "by_category" in report:
         shown = min(top, len(report["by_category"]))
         lines += [f"## By category ({shown} of {len(report['by_category'])}, most samples first)", ""]
         lines += _table("category", report["by_category"], top) + [""]
     return "\n".join(lines)
+
+
+def _filter_lines(kf: dict) -> list[str]:
+    """The keyword filter's yield, overall and per group."""
+    rule = "every requested keyword" if kf["rule"] == "all" else f"at least {kf['min_present']} requested keywords"
+    lines = [f"## Keyword filter: titles with {rule}", "",
+             "Yield: the valid samples whose title the filter kept.", "",
+             "| samples | kept | rejected | yield % | distinct rows kept |", "|---|---|---|---|---|"]
+    for key, c in kf.items():
+        if isinstance(c, dict):
+            lines.append(f"| {key} | {c['samples_kept']} | {c['samples_rejected']} | {_fmt(c['yield_pct'])} "
+                         f"| {c['rows_kept']} |")
+    return lines + [""]
 
 
 class ReportFiles(NamedTuple):

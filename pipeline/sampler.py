@@ -42,7 +42,8 @@ class LogitsHook(Protocol):
     """Per-step logits processing with per-sample state, applied before temperature and truncation.
 
     The sampler calls `initial_state` once while building the graph (it may create placeholders,
-    fed per batch through `feed`), keeps the state in the while-loop, and calls `step` every
+    which the caller fills per batch through `Sampler.sample(..., feed=...)`), keeps the state in
+    the while-loop, and calls `step` every
     step with the raw next-token logits [batch, n_vocab], the state, every token so far
     [batch, time] (prompt included) and the done flags [batch]; `step` returns new logits and
     the new state, with the same structure and shapes as `state_shapes`.
@@ -54,8 +55,6 @@ class LogitsHook(Protocol):
 
     def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]: ...
 
-    def feed(self, prompts: Sequence[Any]) -> dict: ...
-
 
 @dataclass
 class SampleBatch:
@@ -64,6 +63,7 @@ class SampleBatch:
     tokens: np.ndarray  # [batch, prompt + steps]
     steps: int  # while-loop iterations actually run (<= the length limit)
     done: np.ndarray  # [batch] bool: the end marker was detected in the graph
+    logprob: np.ndarray  # [batch] mean log-probability per new token under the model itself (see _build)
 
 
 def end_tail(enc) -> list[int]:
@@ -185,8 +185,10 @@ class Sampler:
         _, past0 = run_model(self.context[:, :-1])
         state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
 
-        def body(step, past, prev, tokens, done, state):
+        def body(step, past, prev, tokens, done, logp, state):
             logits, present = run_model(prev[:, tf.newaxis], past)
+            # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
+            own = tf.nn.log_softmax(logits)
             if self.hook is not None:
                 logits, state = self.hook.step(logits, state, tokens, done)
             logits = logits / tf.cast(settings.temperature, tf.float32)
@@ -194,23 +196,29 @@ class Sampler:
             token = tf.random.stateless_categorical(
                 logits, 1, seed=tf.stack([self.seed, step]), dtype=tf.int32)[:, 0]
             tokens = tf.concat([tokens, token[:, tf.newaxis]], axis=1)
+            live = tf.logical_not(done)  # tokens up to and including the end marker count
+            logp = logp + tf.stack([tf.where(live, tf.gather(own, token, batch_dims=1), 0.0),
+                                    tf.cast(live, tf.float32)], axis=1)
             ended = tf.reduce_all(tf.equal(tokens[:, -k:], tail[tf.newaxis, :]), axis=1)
             done = done | ended | tf.equal(token, special_end)
-            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, state
+            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, logp, state
 
-        def cond(step, past, prev, tokens, done, state):
+        def cond(step, past, prev, tokens, done, logp, state):
             return tf.logical_and(step < self.max_new, tf.logical_not(tf.reduce_all(done)))
 
         past_shape = tf.TensorShape(gpt_model.past_shape(hparams=hp, batch_size=None))
         state_shapes = tuple(self.hook.state_shapes()) if self.hook else ()
-        steps, _, _, tokens, done, _ = tf.while_loop(
+        steps, _, _, tokens, done, logp, _ = tf.while_loop(
             cond, body,
             loop_vars=(tf.constant(0), past0, self.context[:, -1], self.context,
-                       tf.zeros([batch], dtype=tf.bool), state0),
+                       tf.zeros([batch], dtype=tf.bool), tf.zeros([batch, 2]), state0),
             shape_invariants=(tf.TensorShape([]), past_shape, tf.TensorShape([None]),
-                              tf.TensorShape([None, None]), tf.TensorShape([None]), state_shapes),
+                              tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
+                              state_shapes),
         )
         self.out_tokens, self.out_steps, self.out_done = tokens, steps, done
+        # (sum of log-probs, tokens counted) -> mean per token
+        self.out_logprob = logp[:, 0] / tf.maximum(logp[:, 1], 1.0)
 
     def encode(self, text: str) -> list[int]:
         return self.enc.encode(text)
@@ -222,20 +230,19 @@ class Sampler:
         """`length` capped so prompt plus sample fit in the model's context window."""
         return max(0, min(length, self.hparams.n_ctx - prompt_len))
 
-    def sample(self, prompts: list[list[int]], length: int, seed: int, hook_prompts: Sequence[Any] = ()) -> SampleBatch:
+    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None) -> SampleBatch:
         """Sample one batch: `prompts` are token lists of one length (>= 2 tokens each).
 
-        length: at most this many new tokens; seed: this batch's seed; hook_prompts: passed to
-        the hook's `feed` (one item per row).
+        length: at most this many new tokens; seed: this batch's seed; feed: values for the
+        hook's placeholders (e.g. KeywordGuidance.feed).
         """
         if len({len(p) for p in prompts}) != 1 or len(prompts[0]) < 2:
             raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
-        feed = {self.context: np.asarray(prompts, dtype=np.int32),
-                self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed)}
-        if self.hook is not None:
-            feed.update(self.hook.feed(hook_prompts))
-        tokens, steps, done = self.sess.run((self.out_tokens, self.out_steps, self.out_done), feed_dict=feed)
-        return SampleBatch(tokens=tokens, steps=int(steps), done=done)
+        inputs = {self.context: np.asarray(prompts, dtype=np.int32),
+                  self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
+        tokens, steps, done, logprob = self.sess.run(
+            (self.out_tokens, self.out_steps, self.out_done, self.out_logprob), feed_dict=inputs)
+        return SampleBatch(tokens=tokens, steps=int(steps), done=done, logprob=logprob)
 
     def close(self) -> None:
         self.sess.close()

@@ -1,4 +1,5 @@
-"""Shared fixtures: one spaCy pipeline and one local Ray instance per test session."""
+"""Shared fixtures: one spaCy pipeline, one local Ray instance and one tiny trained GPT-2 per test session."""
+import dataclasses
 import os
 
 import pytest
@@ -24,3 +25,33 @@ def ray_session():
     start_ray(EncodeConfig(workers=2))
     yield
     ray.shutdown()
+
+
+# Steps the shared tiny model is trained for.
+TINY_STEPS = 200
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory):
+    """A Config whose run folder holds a tiny model trained for TINY_STEPS steps, and its train.done record."""
+    from pipeline.config import Config
+    from pipeline.model import ModelConfig
+    from pipeline.train import TrainConfig, train
+    from tests.test_model import write_encoded
+
+    root = tmp_path_factory.mktemp("run")
+    # A relative data folder, as in the configs (gpt-2-simple runs in another working directory).
+    cwd = os.getcwd()
+    os.chdir(root)
+    cfg = dataclasses.replace(
+        Config(), name="tiny", seed=5, data_dir="data",
+        model=ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=350),
+        train=TrainConfig(steps=TINY_STEPS, learning_rate=3e-3, save_every=0, print_every=100),
+    )
+    cfg.paths.run_dir.mkdir(parents=True)
+    write_encoded(cfg.paths.encoded, 300)
+    try:
+        record = train(cfg, cfg.paths.encoded, cfg.paths.checkpoint_dir, cfg.paths.train_done)
+    finally:
+        os.chdir(cwd)
+    return dataclasses.replace(cfg, data_dir=str(root / "data")), record

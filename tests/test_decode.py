@@ -12,6 +12,8 @@ from pipeline.config import Config, load_config
 from pipeline.decode import DecodeConfig, decode
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN as E, START_TOKEN as S, Document, build_document, clean_text
+from pipeline.keyword_filter import KeywordFilter
+from pipeline.report import build_report, markdown
 
 FULL = f"{S}~`pics~^sunset lake~@Golden hour~}}Shot on a phone{E}"
 
@@ -153,7 +155,8 @@ def test_stage_writes_a_deduplicated_csv_with_measures(tmp_path):
         ("1.0000", "true", "", "true"), ("0.0000", "false", "sunset boat", "false"), ("0.0000", "false", "boat", "true")]
     assert stats["samples"] == 6 and stats["valid"] == 4 and stats["unique_rows"] == 3 and stats["duplicates"] == 1
     assert stats["dropped"] == {"unfinished": 2}
-    assert stats["groups"]["n_keywords"] == {"1": {"samples": 5, "valid": 3}, "2": {"samples": 1, "valid": 1}}
+    assert stats["groups"]["n_keywords"] == {"1": {"samples": 5, "valid": 3, "mean_logprob": None},
+                                             "2": {"samples": 1, "valid": 1, "mean_logprob": None}}
     # The on-disk de-duplicating store and temporary files are gone.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["decode_stats.json", "decoded.csv", "encoded.txt",
                                                           "generated.jsonl"]
@@ -163,14 +166,17 @@ def test_stage_options_body_unfinished_and_group_fields(tmp_path):
     body = _record("pics", ["dog"], "A dog")
     body["text"] = body["text"].replace(E, f"~}}It sat{E}")
     # The generator cut the text at the end token; its `finished` flag says it got there.
-    cut = _record("pics", ["dog"], "Cut at the end token", guided=False)
+    cut = _record("pics", ["dog"], "Cut at the end token", guided=False, logprob=-2.0)
     cut["text"] = cut["text"].removesuffix(E)
-    records = [dict(body, guided=True), cut, _record("pics", ["dog"], "No end", end=False, guided=True)]
+    records = [dict(body, guided=True, logprob=-1.0), cut,
+               _record("pics", ["dog"], "No end", end=False, guided=True, logprob=-4.0)]
     rows, stats = _run_stage(tmp_path, records, sections=("title", "body"), keep_unfinished=True)
     assert [(r["title"], r["body"], r["guided"]) for r in rows] == [
         ("A dog", "It sat", "true"), ("Cut at the end token", "", "false"), ("No end", "", "true")]
     assert stats["kept_unfinished"] == 1 and stats["dropped"] == {}
-    assert stats["groups"]["guided"] == {"false": {"samples": 1, "valid": 1}, "true": {"samples": 2, "valid": 2}}
+    assert stats["groups"]["guided"] == {"false": {"samples": 1, "valid": 1, "mean_logprob": -2.0},
+                                         "true": {"samples": 2, "valid": 2, "mean_logprob": -2.5}}
+    assert stats["mean_logprob"] == pytest.approx(-7 / 3, abs=1e-4)
 
 
 def test_stage_names_missing_inputs(tmp_path):
@@ -182,3 +188,42 @@ def test_stage_names_missing_inputs(tmp_path):
     with pytest.raises(InputError, match="nope.jsonl do not exist"):
         decode(cfg, tmp_path / "nope.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", tmp_path / "s.json")
     assert not (tmp_path / "d.csv").exists()
+
+
+def test_keyword_filter_rules():
+    all_of, two = KeywordFilter("all"), KeywordFilter("at_least", 2)
+    assert all_of.passes(2, "") and not all_of.passes(2, "dog")
+    assert two.passes(3, "cat") and not two.passes(3, "cat dog")
+    # Fewer requested than the minimum: all of them are needed; none requested: nothing to check.
+    assert two.passes(1, "") and not two.passes(1, "dog") and two.passes(0, "")
+    assert KeywordFilter("off").passes(2, "cat dog")
+
+
+def test_keyword_filter_keeps_matching_titles_and_sets_the_rest_aside(tmp_path):
+    records = [
+        _record("pics", ["dog", "cat"], "A dog and a cat", guided=True, logprob=-1.0),
+        _record("pics", ["dog", "cat"], "A dog and a cat", guided=True, logprob=-1.0),
+        _record("pics", ["dog", "cat"], "Only a dog", guided=True, logprob=-2.0),
+        _record("pics", ["dog", "cat"], "Nothing here", guided=False, logprob=-3.0),
+        _record("pics", ["dog", "cat"], "Never ends", end=False, guided=False),
+    ]
+    rows, stats = _run_stage(tmp_path, records, keyword_filter="all")
+    assert [(r["title"], r["count"]) for r in rows] == [("A dog and a cat", "2")]
+    with (tmp_path / "decoded.rejected.csv").open(newline="", encoding="utf-8") as f:
+        assert [r["title"] for r in csv.DictReader(f)] == ["Only a dog", "Nothing here"]
+    kf = stats["keyword_filter"]
+    assert kf["all"] == {"rows_kept": 1, "rows_rejected": 2, "samples_kept": 2, "samples_rejected": 2,
+                         "yield_pct": 50.0}
+    assert kf["guided=true"]["yield_pct"] == pytest.approx(66.67) and kf["guided=false"]["samples_kept"] == 0
+    # The report measures every valid title, kept or set aside, and shows the yield apart.
+    report = build_report(tmp_path / "decoded.csv", stats)
+    assert report["overall"]["rows"] == 3 and report["keyword_filter"] == kf
+    assert report["by_guided"]["true"]["mean_logprob"] == pytest.approx(-4 / 3, abs=1e-4)
+    assert "## Keyword filter: titles with every requested keyword" in markdown(report, "t", 5)
+
+    rows, stats = _run_stage(tmp_path, records, keyword_filter="at_least", keyword_filter_min=1)
+    assert [r["title"] for r in rows] == ["A dog and a cat", "Only a dog"]
+    # Turning the filter off removes the stale side file, so the report does not read it.
+    rows, stats = _run_stage(tmp_path, records)
+    assert len(rows) == 3 and "keyword_filter" not in stats
+    assert not (tmp_path / "decoded.rejected.csv").exists()

@@ -1,42 +1,16 @@
 """Train a tiny from-scratch GPT-2 for real with gpt-2-simple, then generate from it.
 
-One model is trained per module (about 15 s on a 2-core CPU) and shared by the tests.
+The model (the `trained` fixture in conftest.py, about 15 s on a 2-core CPU) is shared by the tests.
 """
 import dataclasses
 import json
-import os
 
 import pytest
 
-from pipeline.config import Config
 from pipeline.format import END_TOKEN, build_prefix, parse_document
 from pipeline.generate import GenerateConfig, generate
-from pipeline.model import ModelConfig
-from pipeline.train import TrainConfig, train
-from tests.test_model import write_encoded
-
-STEPS = 200
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory):
-    """A Config whose run folder holds a tiny model trained for STEPS steps, and its train.done record."""
-    root = tmp_path_factory.mktemp("run")
-    # A relative data folder, as in the configs (gpt-2-simple runs in another working directory).
-    cwd = os.getcwd()
-    os.chdir(root)
-    cfg = dataclasses.replace(
-        Config(), name="tiny", seed=5, data_dir="data",
-        model=ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=350),
-        train=TrainConfig(steps=STEPS, learning_rate=3e-3, save_every=0, print_every=100),
-    )
-    cfg.paths.run_dir.mkdir(parents=True)
-    write_encoded(cfg.paths.encoded, 300)
-    try:
-        record = train(cfg, cfg.paths.encoded, cfg.paths.checkpoint_dir, cfg.paths.train_done)
-    finally:
-        os.chdir(cwd)
-    return dataclasses.replace(cfg, data_dir=str(root / "data")), record
+from pipeline.train import train
+from tests.conftest import TINY_STEPS as STEPS
 
 
 def checkpoint(cfg):
@@ -94,7 +68,8 @@ def test_generated_samples_carry_the_prompt_and_follow_the_format(trained, tmp_p
     records = read_jsonl(out)
     assert [r["index"] for r in records] == list(range(12)) and stats["samples"] == 12
     for r in records:
-        assert set(r) == {"index", "category", "keywords", "seed", "text", "finished"}
+        assert set(r) == {"index", "category", "keywords", "seed", "text", "finished", "logprob"}
+        assert r["logprob"] < 0
         prefix = build_prefix(r["category"], r["keywords"])
         assert r["text"].startswith(prefix)
         assert r["finished"] == r["text"].endswith(END_TOKEN)

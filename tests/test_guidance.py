@@ -1,0 +1,132 @@
+"""Keyword guidance on the tiny model trained in the tests (conftest `trained`).
+
+The tiny model learned titles about nine nouns; asked for words it never saw in a title
+('banana', 'moon') it does not write them unguided, and guidance must make it.
+"""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.config import load_config
+from pipeline.decode import extract
+from pipeline.errors import ConfigError
+from pipeline.format import build_prefix
+from pipeline.generate import generate
+from pipeline.guidance import GuidanceConfig, KeywordGuidance, spellings
+from pipeline.measures import coverage, words
+from pipeline.sampler import Sampler, SamplingSettings
+from tests.test_train_generate import checkpoint, read_jsonl, with_generate
+
+UNSEEN = (("banana",), ("moon", "dog"))
+
+
+def test_spellings_cover_leading_space_bare_and_capitalised():
+    assert spellings("dog") == [" dog", " Dog", "dog", "Dog"]
+    assert spellings("Big-Bird") == [" Big Bird", " Big Bird", "Big Bird", "Big Bird"]
+    assert spellings("-") == []
+
+
+def test_bad_guidance_values_name_the_key(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("guidance:\n  strength: 2\n", encoding="utf-8")
+    assert load_config(cfg, []).guidance.strength == 2.0
+    for override, key in (("guidance.strength=-1", "strength"), ("guidance.budget=0", "budget"),
+                          ("guidance.max_keywords=0", "max_keywords")):
+        with pytest.raises(ConfigError, match=rf"guidance\.{key}"):
+            load_config(cfg, [override])
+
+
+def _hook(trained, **kw):
+    from gpt_2_simple.src import encoder
+
+    cfg, _ = trained
+    enc = encoder.get_encoder(str(checkpoint(cfg)))
+    return KeywordGuidance(GuidanceConfig(**kw), enc, len(enc.encoder)), enc
+
+
+def test_only_the_shortest_leading_space_spellings_are_pulled(trained):
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    ids, lens, pull = hook.keyword_table([("dog", "banana")])
+    for k, keyword in enumerate(("dog", "banana")):
+        spaced = [len(enc.encode(form)) for form in spellings(keyword)[:2]]
+        assert list(lens[0, k]) == [len(enc.encode(form)) for form in spellings(keyword)]
+        assert list(pull[0, k]) == [n == min(spaced) for n in spaced] + [False, False]
+        assert list(ids[0, k, 0, : lens[0, k, 0]]) == enc.encode(" " + keyword)
+    # Unused keyword slots are empty (length 0) and never pulled.
+    assert hook.keyword_table([("dog",)])[1][0, 1].sum() == 0
+
+
+def _written_after(hook, enc, prompt: str, continuation: list[int]):
+    """Run the hook's step over `continuation` (tokens after `prompt`) in a graph; the final `used` flags."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        context = np.asarray([enc.encode(prompt)], dtype=np.int32)
+        state = hook.initial_state(1)
+        tokens = tf.constant(context)
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            _, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+        return sess.run(state[0], feed_dict=hook.feed([("dog", "moon")]))[0].tolist()
+
+
+def test_a_keyword_counts_once_its_word_is_complete(trained):
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    prompt = build_prefix("aww", ["dog", "moon"])
+    assert _written_after(hook, enc, prompt, enc.encode("My dog ate")) == [True, False]
+    assert _written_after(hook, enc, prompt, enc.encode("My moon and dog!")) == [True, True]
+    # Glued onto a longer word, or cut off before its last token, it is not written.
+    assert _written_after(hook, enc, prompt, enc.encode("My dogma")) == [False, False]
+    moon = enc.encode(" moon")
+    assert _written_after(hook, enc, prompt, enc.encode("My") + moon[:-1])[1] is (len(moon) == 1)
+    # As the title's first word it may come without the leading space.
+    assert _written_after(hook, enc, prompt, enc.encode("Dog days")) == [True, False]
+
+
+def test_strength_zero_gives_exactly_the_unguided_samples(trained):
+    cfg, _ = trained
+    settings = SamplingSettings(temperature=0.9)
+    prompt_kws = ("banana",)
+    outs = []
+    hooked, _ = _hook(trained, strength=0.0)
+    strong, _ = _hook(trained, strength=8.0)
+    for hook, strength in ((None, None), (hooked, None), (strong, 0.0)):
+        with Sampler(checkpoint(cfg), settings, hook=hook) as sampler:
+            tokens = [sampler.encode(build_prefix("aww", prompt_kws))] * 4
+            feed = None if hook is None else hook.feed([prompt_kws] * 4, strength=strength)
+            outs.append(sampler.sample(tokens, length=60, seed=3, feed=feed))
+    for out in outs[1:]:
+        assert np.array_equal(out.tokens, outs[0].tokens) and np.array_equal(out.logprob, outs[0].logprob)
+
+
+def _all_present(records):
+    hits = []
+    for r in records:
+        values = extract(r["text"], ("keywords", "title")).values
+        hits.append(not coverage(values["keywords"].split(), words(values["title"])).missing)
+    return sum(hits) / len(hits)
+
+
+def test_guidance_writes_the_keywords_the_model_would_not(trained, tmp_path):
+    cfg, _ = trained
+    plain = with_generate(cfg, categories=("aww", "science"), keyword_sets=UNSEEN, count=4, length=40)
+    guided = dataclasses.replace(plain, guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=True))
+    plain_stats = generate(plain, checkpoint(cfg), tmp_path / "plain.jsonl")
+    stats = generate(guided, checkpoint(cfg), tmp_path / "guided.jsonl")
+    base = read_jsonl(tmp_path / "plain.jsonl")
+    both = read_jsonl(tmp_path / "guided.jsonl")
+    n = len(base)
+    assert [r["index"] for r in both] == list(range(2 * n))
+    on, off = both[:n], both[n:]
+    assert all(r["guided"] for r in on) and not any(r["guided"] for r in off)
+    # The unguided half of the comparison is the plain job, sample for sample.
+    assert [(r["text"], r["seed"], r["logprob"]) for r in off] == [(r["text"], r["seed"], r["logprob"]) for r in base]
+    assert [(r["keywords"], r["seed"]) for r in on] == [(r["keywords"], r["seed"]) for r in base]
+    assert _all_present(base) <= 0.2
+    assert _all_present(on) >= 0.8
+    assert "passes" in stats and stats["passes"]["guided"]["samples"] == n
+    assert plain_stats["passes"] == {"plain": plain_stats["passes"]["plain"]}
+    assert json.loads((tmp_path / "generate_stats.json").read_text()) == stats
