@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test export encode train generate decode report \
-        bench bench-encode bench-generate bench-decode bench-export clean clean-run
+        bench bench-encode bench-generate bench-guidance bench-decode bench-export clean clean-run
 
 help:  ## list the targets
 	@echo "Usage: make <target> [CONFIG=configs/<run>.yaml] [OVERRIDES='section.key=value ...']"
@@ -57,7 +57,8 @@ TRAIN_CODE := $(COMMON_CODE) pipeline/model.py pipeline/train.py pipeline/train_
 GENERATE_CODE := $(COMMON_CODE) pipeline/generate.py pipeline/guidance.py pipeline/model.py \
                  pipeline/sampler.py pipeline/prompts.py pipeline/jobfile.py
 DECODE_CODE := $(COMMON_CODE) keyword_decode.py pipeline/decode.py pipeline/report.py pipeline/nlp.py \
-               pipeline/measures.py pipeline/dedupe.py pipeline/samples.py pipeline/report_plot.py
+               pipeline/measures.py pipeline/dedupe.py pipeline/samples.py pipeline/report_plot.py \
+               pipeline/keyword_filter.py
 
 export: $(EXPORT_OUTPUT)  ## stage 0: submissions dump -> subreddit,title CSV
 $(EXPORT_OUTPUT): $(CFGDIR)/export.json $(EXPORT_INPUTS) $(EXPORT_CODE)
@@ -93,13 +94,16 @@ $(RUN_DIR)/report.json: $(RUN_DIR)/decoded.csv $(RUN_DIR)/encoded.txt $(DECODE_C
 test: $(STAMP)  ## set up .venv and run the test suite
 	$(PY) -m pytest -q
 
-bench: bench-encode bench-generate bench-decode bench-export  ## all benchmarks
+bench: bench-encode bench-generate bench-guidance bench-decode bench-export  ## all benchmarks
 
 bench-encode: $(STAMP)  ## encoder rows/s: Ray vs single-process nlp.pipe vs one remote call per row
 	$(PY) -m bench.encode
 
 bench-generate: $(STAMP)  ## finished titles/s: our generator vs a loop of gpt2.generate
 	$(PY) -m bench.generate
+
+bench-guidance: $(STAMP)  ## finished titles/s: keyword-guided vs unguided sampling
+	$(PY) -m bench.guidance
 
 bench-decode: $(STAMP)  ## decoding 1,000,000 samples: throughput and peak memory
 	$(PY) -m bench.decode

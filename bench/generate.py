@@ -33,24 +33,27 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from pipeline.config import load_config  # noqa: E402
 from pipeline.format import END_TOKEN  # noqa: E402
 from pipeline.generate import run_batch  # noqa: E402
-from pipeline.jobfile import plan_batches  # noqa: E402
+from pipeline.jobfile import guidance_passes, plan_batches  # noqa: E402
 from pipeline.prompts import Prompt, load_prompts  # noqa: E402
 
 
-def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int, int, float]:
-    """(samples, finished, seconds) with our sampler."""
+def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int, guidance=None) -> tuple[list[dict], float]:
+    """(records, seconds) with our sampler; `guidance`: a GuidanceConfig to sample every batch guided."""
+    from pipeline.guidance import guidance_for
     from pipeline.sampler import Sampler, SamplingSettings
 
     start = time.perf_counter()
     settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
-    samples = finished = 0
-    with Sampler(checkpoint, settings) as sampler:
+    hook = guidance_for(guidance, checkpoint) if guidance is not None else None
+    records = []
+    with Sampler(checkpoint, settings, hook=hook) as sampler:
         lens = [len(sampler.encode(p.prefix)) for p in prompts]
-        for batch in plan_batches(prompts, lens, g.batch_size, seed):
-            records, _ = run_batch(sampler, batch, prompts, g.length)
-            samples += len(records)
-            finished += sum(r["finished"] for r in records)
-    return samples, finished, time.perf_counter() - start
+        batches = plan_batches(prompts, lens, g.batch_size, seed)
+        if hook is not None:
+            batches = guidance_passes(batches, sum(p.count for p in prompts), compare=False)
+        for batch in batches:
+            records += run_batch(sampler, batch, prompts, g.length, hook)[0]
+    return records, time.perf_counter() - start
 
 
 def baseline(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int, int, float]:
@@ -104,7 +107,9 @@ def main(argv: list[str]) -> int:
 
     print(f"checkpoint {checkpoint}; {len(prompts)} prompts x {args.count} samples, batch {g.batch_size}, "
           f"max length {g.length}, temperature {g.temperature}, top_k {g.top_k}, top_p {g.top_p}")
-    results = {"ours": ours(checkpoint, prompts, g, seed), "gpt2.generate loop": baseline(checkpoint, prompts, g, seed)}
+    records, seconds = ours(checkpoint, prompts, g, seed)
+    results = {"ours": (len(records), sum(r["finished"] for r in records), seconds),
+               "gpt2.generate loop": baseline(checkpoint, prompts, g, seed)}
     rates = {}
     for name, (samples, finished, seconds) in results.items():
         rates[name] = finished / seconds

@@ -81,7 +81,7 @@ class Lemmatiser:
         if self._nlp is None:
             from pipeline.nlp import load_spacy
 
-            self._nlp = load_spacy(self.model_name, disable=("parser", "ner", "senter"))
+            self._nlp = load_spacy(self.model_name, disable=("parser", "ner", "senter"), key="decode.spacy_model")
         for doc, found in zip(self._nlp.pipe(titles, batch_size=self.batch_size), title_words):
             for token in doc:
                 # A token's lemma may hold several words ("n't" -> "not", "e-mail"), so split it too.
