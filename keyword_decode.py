@@ -8,7 +8,6 @@ scripts' Python API, `decode_texts(...)` and `decode_file(...)`.
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import itertools
 import sys
@@ -16,10 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.config import load_config
+from pipeline.cli import run_stage
+from pipeline.config import Config
 from pipeline.decode import canonical_sections, decode, drop_reason, extract
 from pipeline.dedupe import DedupeStore
-from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN, START_TOKEN
 from pipeline.io import atomic_path
 from pipeline.samples import GPT2_SIMPLE_DELIM, read_delimited, read_records
@@ -115,21 +114,15 @@ def _texts_of_records(records: Iterable[dict | str], dropped: Counter) -> Iterab
             yield record["text"]
 
 
+def _run(cfg: Config) -> str:
+    paths = cfg.paths
+    stats = decode(cfg, paths.generated, paths.encoded, paths.decoded, paths.decode_stats)
+    return (f"decode: {stats['samples']} samples, {stats['valid']} valid, {stats['unique_rows']} unique rows -> "
+            f"{stats['output']} ({stats['samples_per_second']} samples/s); dropped: {stats['dropped'] or 'none'}")
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        paths = cfg.paths
-        stats = decode(cfg, paths.generated, paths.encoded, paths.decoded, paths.decode_stats)
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"decode: {stats['samples']} samples, {stats['valid']} valid, {stats['unique_rows']} unique rows -> "
-          f"{stats['output']} ({stats['samples_per_second']} samples/s); dropped: {stats['dropped'] or 'none'}")
-    return 0
+    return run_stage("decode", __doc__, argv, _run)
 
 
 if __name__ == "__main__":

@@ -6,14 +6,13 @@ Also keeps the original scripts' Python API, `encode_keywords(...)`.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import sys
 from pathlib import Path
 
-from pipeline.config import Config, load_config
+from pipeline.cli import run_stage
+from pipeline.config import Config
 from pipeline.encode import EncodeConfig, encode
-from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN, START_TOKEN
 
 
@@ -39,20 +38,14 @@ def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_f
     return encode(cfg, Path(out_path), Path(f"{out_path}.stats.json"))
 
 
+def _run(cfg: Config) -> str:
+    stats = encode(cfg, cfg.paths.encoded, cfg.paths.encode_stats)
+    return (f"encode: {stats['rows_encoded']} rows -> {stats['documents_written']} documents in "
+            f"{stats['output']} ({stats['rows_per_second']} rows/s); skipped: {stats['rows_skipped'] or 'none'}")
+
+
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        stats = encode(cfg, cfg.paths.encoded, cfg.paths.encode_stats)
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(f"encode: {stats['rows_encoded']} rows -> {stats['documents_written']} documents in "
-          f"{stats['output']} ({stats['rows_per_second']} rows/s); skipped: {stats['rows_skipped'] or 'none'}")
-    return 0
+    return run_stage("encode", __doc__, argv, _run)
 
 
 if __name__ == "__main__":

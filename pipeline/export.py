@@ -9,17 +9,20 @@ dump files (the default; pipeline.export_duckdb) or Google BigQuery
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
+from pipeline.cli import run_stage
 from pipeline.errors import ConfigError, InputError
 from pipeline.export_sql import check_wildcard_table
 from pipeline.io import atomic_path, write_json
+
+if TYPE_CHECKING:
+    from pipeline.config import Config
 
 _MEMORY = re.compile(r"[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)")
 _MONTH = re.compile(r"[0-9]{4}-(0[1-9]|1[0-2])")
@@ -128,27 +131,20 @@ def export(ecfg: ExportConfig, inputs: tuple[Path, ...], output: Path) -> dict:
     return stats
 
 
+def _run(cfg: Config) -> str:
+    ecfg = cfg.export
+    stats = export(ecfg, tuple(Path(p) for p in ecfg.inputs), Path(ecfg.output))
+    if "rows_written" not in stats:
+        return "export: dry run only; nothing written"
+    return (f"export: {stats['rows_written']} titles from {stats['subreddits_written']} subreddits -> "
+            f"{stats['output']}; rows read: {stats.get('rows_read', 'n/a')}, "
+            f"skipped: {stats.get('rows_skipped') or 'none'}, {stats.get('seconds')} s")
+
+
 def main(argv: list[str]) -> int:
-    from pipeline.config import load_config
     from pipeline.export_bigquery import BigQueryError
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        ecfg = load_config(args.config, args.overrides).export
-        stats = export(ecfg, tuple(Path(p) for p in ecfg.inputs), Path(ecfg.output))
-    except (ConfigError, InputError, BigQueryError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if "rows_written" not in stats:
-        print("export: dry run only; nothing written")
-    else:
-        print(f"export: {stats['rows_written']} titles from {stats['subreddits_written']} subreddits -> "
-              f"{stats['output']}; rows read: {stats.get('rows_read', 'n/a')}, "
-              f"skipped: {stats.get('rows_skipped') or 'none'}, {stats.get('seconds')} s")
-    return 0
+    return run_stage("export", __doc__, argv, _run, errors=(BigQueryError,))
 
 
 if __name__ == "__main__":

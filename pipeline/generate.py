@@ -19,7 +19,6 @@ per generated token, as a fluency measure.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections import defaultdict
@@ -27,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.errors import ConfigError, InputError
+from pipeline.cli import run_stage
+from pipeline.errors import ConfigError
 from pipeline.io import write_json
 from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches
 from pipeline.prompts import Prompt, load_prompts
@@ -169,23 +169,14 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
     return stats
 
 
-def main(argv: list[str]) -> int:
-    from pipeline.config import load_config
+def _run(cfg: Config) -> str:
+    stats = generate(cfg, cfg.paths.checkpoint_dir / cfg.train.run_name, cfg.paths.generated)
+    return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
+            f"new ones finished) in {stats['seconds']} s -> {cfg.paths.generated}")
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
-        stats = generate(cfg, checkpoint, cfg.paths.generated)
-    except (ConfigError, InputError) as exc:
-        print(f"generate: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
-          f"new ones finished) in {stats['seconds']} s -> {cfg.paths.generated}")
-    return 0
+
+def main(argv: list[str]) -> int:
+    return run_stage("generate", __doc__, argv, _run)
 
 
 if __name__ == "__main__":

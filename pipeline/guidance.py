@@ -1,13 +1,16 @@
 """Keyword-guided decoding: steer each sample toward the requested keywords it has not written yet.
 
-A `KeywordGuidance` is the sampler's logits hook (pipeline.sampler.LogitsHook). Per sample and
-keyword it keeps, in the TensorFlow while-loop, whether the keyword has been written and how far
-into each of its spellings the sample is. Each step it:
-  * adds `strength` to the logit of the first token of every spelling (' dog', ' Dog', 'dog',
-    'Dog') of every unused keyword, or, once a spelling has started, to its next token only;
-  * forbids the tokens that start the end marker while a keyword is unused,
-until all keywords are written or `budget` tokens have been generated. With strength 0 the
-logits are left exactly as they are, so the output equals the unguided sampler's.
+A `KeywordGuidance` is the sampler's logits hook (pipeline.sampler.LogitsHook). Per sample,
+keyword and spelling (' dog', ' Dog', 'dog', 'Dog') it keeps, inside the TensorFlow while-loop,
+whether the keyword has been written and how many tokens of the spelling were just generated.
+Each step, while a keyword is owed and fewer than `budget` tokens were generated, it:
+  * adds `strength` to the first token of the keyword's pulled spellings, where a new word starts;
+  * lets a spelling under way continue only with its next token, and forbids gluing a word
+    onto a finished one;
+  * forbids the tokens that would close the title (end marker, section marker);
+and once every keyword is written adds `end_bias` to the end marker's tokens. With strength 0
+the logits are left exactly as they are, so the output equals the unguided sampler's.
+See README, "Keyword guidance", for the reasons behind each rule.
 """
 from __future__ import annotations
 

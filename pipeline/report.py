@@ -10,7 +10,6 @@ every value of each group column (category, number of requested keywords, and
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -18,7 +17,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
 
-from pipeline.errors import ConfigError, InputError
+from pipeline.cli import run_stage
+from pipeline.errors import InputError
 from pipeline.io import write_json, write_text
 from pipeline.keyword_filter import rejected_path
 from pipeline.measures import DistinctCounter
@@ -238,23 +238,14 @@ def write_report(cfg: "Config", decoded_csv: Path, stats_path: Path, out: Report
     return report
 
 
-def main(argv: list[str]) -> int:
-    from pipeline.config import load_config
+def _run(cfg: Config) -> str:
+    p = cfg.paths
+    write_report(cfg, p.decoded, p.decode_stats, ReportFiles(p.report_json, p.report_md, p.report_png))
+    return p.report_md.read_text(encoding="utf-8") + f"\nreport: {p.report_json}, {p.report_md}, {p.report_png}"
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        p = cfg.paths
-        write_report(cfg, p.decoded, p.decode_stats, ReportFiles(p.report_json, p.report_md, p.report_png))
-    except (ConfigError, InputError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print(p.report_md.read_text(encoding="utf-8"))
-    print(f"report: {p.report_json}, {p.report_md}, {p.report_png}")
-    return 0
+
+def main(argv: list[str]) -> int:
+    return run_stage("report", __doc__, argv, _run)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ atomically; it records the resolved config, steps done, final loss and tokens/s.
 """
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import random
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from pipeline.cli import run_stage
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json
 from pipeline.model import SOURCE_FILE, BaseModel, prepare_base_model
@@ -208,23 +208,15 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
     return record
 
 
-def main(argv: list[str]) -> int:
-    from pipeline.config import load_config
+def _run(cfg: Config) -> str:
+    p = cfg.paths
+    record = train(cfg, p.encoded, p.checkpoint_dir, p.train_done)
+    return (f"train: {record['steps']} steps, final loss {record['final_loss']}, "
+            f"{record['tokens_per_s']} tokens/s -> {p.train_done}")
 
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--config", default="configs/default.yaml")
-    parser.add_argument("overrides", nargs="*", help="section.key=value")
-    args = parser.parse_args(argv)
-    try:
-        cfg = load_config(args.config, args.overrides)
-        p = cfg.paths
-        record = train(cfg, p.encoded, p.checkpoint_dir, p.train_done)
-    except (ConfigError, InputError) as exc:
-        print(f"train: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"train: {record['steps']} steps, final loss {record['final_loss']}, "
-          f"{record['tokens_per_s']} tokens/s -> {p.train_done}")
-    return 0
+
+def main(argv: list[str]) -> int:
+    return run_stage("train", __doc__, argv, _run)
 
 
 if __name__ == "__main__":

@@ -232,7 +232,6 @@ def test_unusable_inputs_fail_clearly_and_write_nothing(tmp_path):
 
 
 def test_cli_output_is_what_encode_reads(tmp_path):
-    from pipeline.encode import EncodeConfig
     from pipeline.rows import iter_rows
 
     dump = tmp_path / "RS_2019-08.zst"
