@@ -113,8 +113,8 @@ class KeywordGuidance:
                     toks = self.enc.encode(form)[: self.max_tokens]
                     ids[b, s, f, : len(toks)] = toks
                     lens[b, s, f] = len(toks)
-                spaced = lens[b, s] * ~BARE_FORMS
-                pull[b, s] = ~BARE_FORMS & (spaced == spaced[~BARE_FORMS].min()) & (lens[b, s] > 0)
+                shortest = lens[b, s][~BARE_FORMS].min()
+                pull[b, s] = ~BARE_FORMS & (lens[b, s] == shortest) & (shortest > 0)
         return ids, lens, pull
 
     def feed(self, keyword_lists: Sequence[Sequence[str]], strength: float | None = None) -> dict:
