@@ -112,7 +112,7 @@ def _all_present(records):
 
 def test_guidance_writes_the_keywords_the_model_would_not(trained, tmp_path):
     cfg, _ = trained
-    plain = with_generate(cfg, categories=("aww", "science"), keyword_sets=UNSEEN, count=4, length=40)
+    plain = with_generate(cfg, categories=("aww", "science"), keyword_sets=UNSEEN, count=8, length=40)
     guided = dataclasses.replace(plain, guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=True))
     plain_stats = generate(plain, checkpoint(cfg), tmp_path / "plain.jsonl")
     stats = generate(guided, checkpoint(cfg), tmp_path / "guided.jsonl")
