@@ -1,9 +1,13 @@
-"""The report's picture: keyword coverage by number of requested keywords and by category."""
+"""The report's picture: keyword coverage with guidance on and off (when compared), by number of
+requested keywords and by category."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from pipeline.io import atomic_path
+
+# How the `guided` column's values are labelled in the picture.
+_GUIDED = {"true": "guided", "false": "unguided"}
 
 
 def _bars(ax, labels: list[str], series: dict[str, list[float | None]], horizontal: bool) -> None:
@@ -34,11 +38,14 @@ def plot_report(report: dict, top: int, path: Path) -> None:
 
     by_n = {k: v for k, v in report.get("by_n_keywords", {}).items() if v["rows_with_keywords"]}
     by_cat = dict(list(report.get("by_category", {}).items())[:top])
-    fig, (left, right) = plt.subplots(1, 2, figsize=(12, max(4.0, 0.3 * len(by_cat) + 1.5)))
-    for ax, by, horizontal, title, xlabel in (
-        (left, by_n, False, "Coverage by number of requested keywords", "requested keywords"),
-        (right, by_cat, True, f"Coverage by category ({len(by_cat)} with most samples)", None),
-    ):
+    panels = [(by_n, False, "Coverage by number of requested keywords", "requested keywords"),
+              (by_cat, True, f"Coverage by category ({len(by_cat)} with most samples)", None)]
+    if "by_guided" in report:
+        # The other panels mix guided and unguided titles; this one tells them apart.
+        by_guided = {_GUIDED.get(k, k): v for k, v in report["by_guided"].items()}
+        panels.insert(0, (by_guided, False, "Keyword guidance on and off", None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), max(4.0, 0.3 * len(by_cat) + 1.5)))
+    for ax, (by, horizontal, title, xlabel) in zip(axes, panels):
         ax.set_title(title, fontsize="medium")
         if not by:
             ax.text(0.5, 0.5, "no decoded titles with keywords", ha="center", va="center", transform=ax.transAxes)
@@ -50,7 +57,7 @@ def plot_report(report: dict, top: int, path: Path) -> None:
         if xlabel:
             ax.set_xlabel(xlabel)
     fig.suptitle(f"Run {report.get('run', '')}: {report['overall']['rows']} distinct titles")
-    handles, labels = next((ax.get_legend_handles_labels() for ax in (left, right) if ax.patches), ([], []))
+    handles, labels = next((ax.get_legend_handles_labels() for ax in axes if ax.patches), ([], []))
     if handles:
         # One legend below both panels, where it cannot hide a bar.
         fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")

@@ -14,6 +14,7 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN as E, START_TOKEN as S, Document, build_document, clean_text
 from pipeline.keyword_filter import KeywordFilter
 from pipeline.report import build_report, markdown
+from pipeline.report_plot import plot_report
 
 FULL = f"{S}~`pics~^sunset lake~@Golden hour~}}Shot on a phone{E}"
 
@@ -220,6 +221,13 @@ def test_keyword_filter_keeps_matching_titles_and_sets_the_rest_aside(tmp_path):
     assert report["overall"]["rows"] == 3 and report["keyword_filter"] == kf
     assert report["by_guided"]["true"]["mean_logprob"] == pytest.approx(-4 / 3, abs=1e-4)
     assert "## Keyword filter: titles with every requested keyword" in markdown(report, "t", 5)
+    # The picture gets a guidance on/off panel beside the two breakdowns that mix both.
+    import matplotlib.image
+
+    plot_report(report, 5, tmp_path / "with.png")
+    plot_report({k: v for k, v in report.items() if k != "by_guided"}, 5, tmp_path / "without.png")
+    widths = [matplotlib.image.imread(tmp_path / f"{n}.png").shape[1] for n in ("with", "without")]
+    assert widths[0] == widths[1] * 3 // 2
 
     rows, stats = _run_stage(tmp_path, records, keyword_filter="at_least", keyword_filter_min=1)
     assert [r["title"] for r in rows] == ["A dog and a cat", "Only a dog"]
