@@ -207,7 +207,7 @@ def _filter_lines(kf: dict) -> list[str]:
     rule = "every requested keyword" if kf["rule"] == "all" else f"at least {kf['min_present']} requested keywords"
     lines = [f"## Keyword filter: titles with {rule}", "",
              "Yield: the valid samples whose title the filter kept.", "",
-             "| samples | kept | rejected | yield % | distinct rows kept |", "|---|---|---|---|---|"]
+             "| group | samples kept | samples rejected | yield % | distinct rows kept |", "|---|---|---|---|---|"]
     for key, c in kf.items():
         if isinstance(c, dict):
             lines.append(f"| {key} | {c['samples_kept']} | {c['samples_rejected']} | {_fmt(c['yield_pct'])} "
