@@ -14,7 +14,6 @@ import json
 import random
 import shutil
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -171,8 +170,8 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
 
     done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
     to_run = t.steps - done_before
-    capture = LossCapture(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before)
-    started = time.time()
+    capture = LossCapture(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before,
+                          sessions_path=ckpt_path / SESSIONS_FILE, keep_sessions=t.restore_from == "latest")
     if to_run > 0:
         print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
               f"from {base.path}", file=sys.stderr)
@@ -181,12 +180,8 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
     if steps_done < t.steps:
         raise InputError(f"training stopped at step {steps_done} of {t.steps}; run it again to resume")
 
-    sessions_path = ckpt_path / SESSIONS_FILE
-    sessions = json.loads(sessions_path.read_text()) if sessions_path.is_file() and t.restore_from == "latest" else []
-    if capture.steps:
-        sessions.append({"steps": capture.steps, "loop_seconds": round(capture.seconds, 3),
-                         "wall_seconds": round(time.time() - started, 3)})
-        write_json(sessions_path, sessions)
+    # Every session, killed ones included (LossCapture records each step as it happens).
+    sessions = capture.end_session()
     tokens_per_step = t.batch_size * t.accumulate_gradients * WINDOW
     loop_seconds = sum(s["loop_seconds"] for s in sessions)
     last = capture.last_row()

@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import TextIO
 
-from pipeline.io import atomic_path
+from pipeline.errors import InputError
+from pipeline.io import atomic_path, write_json, write_text
 
 # finetune prints "[<step> | <seconds since the loop started>] loss=<x> avg=<y>".
 _LOSS_LINE = re.compile(r"^\[(\d+) \| ([\d.]+)\] loss=([\d.naif]+) avg=([\d.naif]+)\s*$")
@@ -21,15 +24,59 @@ _LOSS_LINE = re.compile(r"^\[(\d+) \| ([\d.]+)\] loss=([\d.naif]+) avg=([\d.naif
 _ADVICE = "For larger models, the recommended finetune() parameters are:"
 # How many documents are checked against gpt-2-simple's own encoder before trusting the fast one.
 _CHECK_LINES = 300
+_LOG_HEADER = "step,seconds,loss,avg\n"
 
 
 def read_counter(ckpt_path: Path) -> int:
-    """Steps saved in a gpt-2-simple checkpoint folder (its `counter` file); 0 when there is none."""
+    """Steps saved in a gpt-2-simple checkpoint folder `ckpt_path`; 0 when it holds no checkpoint.
+
+    gpt-2-simple writes `counter` in place after each save, so a kill can leave it empty,
+    cut short or missing beside a saved model. Then the step is recovered from the newest
+    complete checkpoint (`model-N.index` plus its data) and `counter` and the `checkpoint`
+    state file are rewritten to it, so gpt-2-simple restores model-N and counts on from N.
+    Raises InputError when the counter is unreadable and no complete checkpoint is left.
+    """
     counter = ckpt_path / "counter"
-    if not counter.is_file():
+    text = counter.read_text(errors="replace").strip() if counter.is_file() else ""
+    if text.isdigit():
+        return int(text)
+    step = newest_checkpoint(ckpt_path)
+    if step is None:
+        if counter.is_file():
+            raise InputError(f"{counter}: not a step number ({text[:20]!r}) and no complete checkpoint "
+                             f"(model-N.index) to recover from; delete {ckpt_path} to train afresh")
         return 0
-    text = counter.read_text().strip()
-    return int(text) if text.isdigit() else 0
+    print(f"train: {counter} is {'unreadable' if counter.is_file() else 'missing'}; "
+          f"resuming from the newest complete checkpoint, model-{step}", file=sys.stderr)
+    write_text(ckpt_path / "checkpoint", f'model_checkpoint_path: "model-{step}"\n'
+                                         f'all_model_checkpoint_paths: "model-{step}"\n')
+    write_text(counter, f"{step}\n")
+    return step
+
+
+def newest_checkpoint(ckpt_path: Path) -> int | None:
+    """The highest N with a complete `model-N` (index and every data shard) in `ckpt_path`, or None.
+
+    TensorFlow writes the data shards before the index, so an index names a finished save.
+    """
+    steps = []
+    for index in ckpt_path.glob("model-*.index"):
+        n = index.name[len("model-"):-len(".index")]
+        shards = list(ckpt_path.glob(f"model-{n}.data-*-of-*"))
+        total = shards[0].name.rsplit("-of-", 1)[1] if shards else ""
+        if n.isdigit() and total.isdigit() and len(shards) == int(total):
+            steps.append(int(n))
+    return max(steps, default=None)
+
+
+def _cut_log(log_path: Path, start: int) -> None:
+    """Keep the header and the rows of steps up to `start` in the loss log; rewritten atomically."""
+    with log_path.open(encoding="utf-8") as fh:
+        lines = fh.read().splitlines(keepends=True)
+    kept = [line for line in lines[1:] if line.endswith("\n") and line.split(",", 1)[0].isdigit()
+            and int(line.split(",", 1)[0]) <= start]
+    if len(kept) != len(lines) - 1:
+        write_text(log_path, _LOG_HEADER + "".join(kept))
 
 
 def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
@@ -62,10 +109,16 @@ def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
 class LossCapture(io.TextIOBase):
     """A stdout stand-in that records finetune's loss lines in `log_path` (CSV) and thins them out.
 
-    start: steps already done before this session; 0 starts a new log.
+    start: steps already done before this session (the restored checkpoint's step); 0 starts a
+    new log. On a resume the log is cut back to `start`: steps a killed session ran after its
+    last checkpoint are trained again, and would otherwise be listed twice.
+    sessions_path: a JSON list with one entry per training session ({steps, loop_seconds,
+    wall_seconds, start_step}); this session's entry is rewritten after every step, so a killed
+    session still counts. `keep_sessions` False starts the list afresh.
     """
 
-    def __init__(self, out: TextIO, print_every: int, log_path: Path, start: int = 0):
+    def __init__(self, out: TextIO, print_every: int, log_path: Path, start: int = 0,
+                 sessions_path: Path | None = None, keep_sessions: bool = True):
         self.out = out
         self.print_every = print_every
         self.log_path = log_path
@@ -73,9 +126,23 @@ class LossCapture(io.TextIOBase):
         self.seconds = 0.0  # loop seconds of this session, as finetune measures them
         self._buffer = ""
         self._in_advice = False
+        self._started = time.time()
+        self.sessions_path = sessions_path
+        self.sessions: list[dict] = []
+        if sessions_path is not None and keep_sessions and sessions_path.is_file():
+            self.sessions = json.loads(sessions_path.read_text(encoding="utf-8"))
+        log_path.parent.mkdir(parents=True, exist_ok=True)
         if start == 0 or not log_path.is_file():
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log_path.write_text("step,seconds,loss,avg\n", encoding="utf-8")
+            write_text(log_path, _LOG_HEADER)
+        else:
+            _cut_log(log_path, start)
+
+    def end_session(self) -> list[dict]:
+        """Close this session's entry (its wall time now includes the final save); returns every session."""
+        if self.steps and self.sessions_path is not None:
+            self.sessions[-1]["wall_seconds"] = round(time.time() - self._started, 3)
+            write_json(self.sessions_path, self.sessions)
+        return self.sessions
 
     def write(self, text: str) -> int:
         self._buffer += text
@@ -101,6 +168,12 @@ class LossCapture(io.TextIOBase):
         self.seconds = seconds
         with self.log_path.open("a", encoding="utf-8") as fh:
             fh.write(f"{step},{seconds},{loss},{avg}\n")
+        if self.sessions_path is not None:
+            if self.steps == 1:
+                self.sessions.append({"steps": 0, "loop_seconds": 0.0, "wall_seconds": 0.0, "start_step": step - 1})
+            self.sessions[-1].update(steps=self.steps, loop_seconds=round(seconds, 3),
+                                     wall_seconds=round(time.time() - self._started, 3))
+            write_json(self.sessions_path, self.sessions)
         if step % self.print_every == 0:
             self.out.write(line + "\n")
             self.out.flush()
