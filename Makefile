@@ -7,7 +7,8 @@
 #
 # Stages are real files under data/runs/<config name>/. Each depends on the slice of
 # the config it reads (data/runs/<run>/.config/<stage>.json, rewritten only when that
-# slice changes), on its inputs and on its code, so `make decode` rebuilds only what is stale.
+# slice changes), on its inputs and on the modules its code imports, so `make decode`
+# rebuilds only what is stale. Which is which is declared once, in pipeline/stages.py.
 
 CONFIG ?= configs/default.yaml
 OVERRIDES ?=
@@ -16,7 +17,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUN := $(basename $(notdir $(CONFIG)))
-CFGDIR = $(RUN_DIR)/.config
 # Keeps TensorFlow's C++ start-up chatter out of the logs; errors still show.
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
@@ -35,34 +35,22 @@ $(STAMP): requirements.lock pyproject.toml
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies
 
-# Per-run make variables (input paths) and per-stage config slices, from the config itself.
-ifeq ($(filter help setup clean test bench bench-%,$(MAKECMDGOALS)),)
-ifneq ($(MAKECMDGOALS),)
+# The run's rules (one per stage: target, config slice, inputs, code, recipe) and the per-stage
+# config slices come from the stage table (pipeline/stages.py), rewritten on every call that
+# names a stage but replaced only when their text changed.
+STAGE_GOALS := export encode train generate decode report
+ifneq ($(filter $(STAGE_GOALS) data/%,$(MAKECMDGOALS)),)
 DEPS_MK := data/runs/$(RUN)/.config/deps.mk
-# Always re-run (OVERRIDES may have changed) but only replace the file when its text changed.
 $(DEPS_MK): $(STAMP) FORCE_DEPS
 	@mkdir -p $(dir $@)
-	@$(PY) -m pipeline.config make-deps $(CONFIG) $(OVERRIDES) > $@.new
+	@$(PY) -m pipeline.stages make-deps --config $(CONFIG) $(OVERRIDES) > $@.new || { rm -f $@.new; exit 2; }
 	@cmp -s $@.new $@ && rm $@.new || mv $@.new $@
--include $(DEPS_MK)
-endif
+include $(DEPS_MK)
 endif
 .PHONY: FORCE_DEPS
 FORCE_DEPS:
 
-COMMON_CODE := pipeline/__init__.py pipeline/config.py pipeline/errors.py pipeline/io.py pipeline/format.py
-EXPORT_CODE := $(COMMON_CODE) $(wildcard pipeline/export*.py) pipeline/dumps.py $(wildcard bigquery/*.sql)
-ENCODE_CODE := $(COMMON_CODE) keyword_encode.py pipeline/encode.py pipeline/keywords.py pipeline/nlp.py
-TRAIN_CODE := $(COMMON_CODE) pipeline/model.py pipeline/train.py pipeline/train_log.py
-GENERATE_CODE := $(COMMON_CODE) pipeline/generate.py pipeline/guidance.py pipeline/model.py \
-                 pipeline/sampler.py pipeline/prompts.py pipeline/jobfile.py
-DECODE_CODE := $(COMMON_CODE) keyword_decode.py pipeline/decode.py pipeline/report.py pipeline/nlp.py \
-               pipeline/measures.py pipeline/dedupe.py pipeline/samples.py pipeline/report_plot.py \
-               pipeline/keyword_filter.py
-
-export: $(EXPORT_OUTPUT)  ## stage 0: submissions dump -> subreddit,title CSV
-$(EXPORT_OUTPUT): $(CFGDIR)/export.json $(EXPORT_INPUTS) $(EXPORT_CODE)
-	$(PY) -m pipeline.export --config $(CONFIG) $(OVERRIDES)
+export: $(EXPORT_TARGET)  ## stage 0: submissions dump -> subreddit,title CSV
 
 # Synthetic monthly dumps for configs/export-example.yaml, made only when missing (no code
 # prerequisite, so an existing dump is never rewritten). Real dumps go elsewhere in data/dumps/.
@@ -71,25 +59,11 @@ data/dumps/synthetic/RS_%.zst: | $(STAMP)
 data/dumps/synthetic/RS_%.parquet: | $(STAMP)
 	$(PY) -m pipeline.dumpgen $@ --rows 30000 --seed 0
 
-encode: $(RUN_DIR)/encoded.txt  ## stage 1: CSV -> keyword-tagged training text (+ stats JSON)
-$(RUN_DIR)/encoded.txt: $(CFGDIR)/encode.json $(ENCODE_INPUT) $(ENCODE_CODE)
-	$(PY) keyword_encode.py --config $(CONFIG) $(OVERRIDES)
-
-train: $(RUN_DIR)/train.done  ## stage 2: fine-tune GPT-2 (or a from-scratch model) on the encoded text
-$(RUN_DIR)/train.done: $(CFGDIR)/train.json $(RUN_DIR)/encoded.txt $(TRAIN_CODE)
-	$(PY) -m pipeline.train --config $(CONFIG) $(OVERRIDES)
-
-generate: $(RUN_DIR)/generated.jsonl  ## stage 3: bulk generation conditioned on category + keywords
-$(RUN_DIR)/generated.jsonl: $(CFGDIR)/generate.json $(RUN_DIR)/train.done $(PROMPTS_FILE) $(GENERATE_CODE)
-	$(PY) -m pipeline.generate --config $(CONFIG) $(OVERRIDES)
-
-decode: $(RUN_DIR)/decoded.csv report  ## stage 4: generated text -> clean CSV, then the report
-$(RUN_DIR)/decoded.csv: $(CFGDIR)/decode.json $(RUN_DIR)/generated.jsonl $(RUN_DIR)/encoded.txt $(DECODE_CODE)
-	$(PY) keyword_decode.py --config $(CONFIG) $(OVERRIDES)
-
-report: $(RUN_DIR)/report.json  ## quality report (JSON, Markdown, PNG) of the decoded titles
-$(RUN_DIR)/report.json: $(RUN_DIR)/decoded.csv $(RUN_DIR)/encoded.txt $(DECODE_CODE)
-	$(PY) -m pipeline.report --config $(CONFIG) $(OVERRIDES)
+encode: $(ENCODE_TARGET)  ## stage 1: CSV -> keyword-tagged training text (+ stats JSON)
+train: $(TRAIN_TARGET)  ## stage 2: fine-tune GPT-2 (or a from-scratch model) on the encoded text
+generate: $(GENERATE_TARGET)  ## stage 3: bulk generation conditioned on category + keywords
+decode: $(DECODE_TARGET) report  ## stage 4: generated text -> clean CSV, then the report
+report: $(REPORT_TARGET)  ## quality report (JSON, Markdown, PNG) of the decoded titles
 
 test: $(STAMP)  ## set up .venv and run the test suite
 	$(PY) -m pytest -q

@@ -15,28 +15,21 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.cli import run_stage
-from pipeline.config import Config
-from pipeline.decode import canonical_sections, decode, drop_reason, extract
+from pipeline.decode import canonical_sections, decode_sample
 from pipeline.dedupe import DedupeStore
-from pipeline.format import END_TOKEN, START_TOKEN
+from pipeline.format import END_TOKEN, START_TOKEN, check_tokens
 from pipeline.io import atomic_path
 from pipeline.samples import GPT2_SIMPLE_DELIM, read_delimited, read_records
 
 _CHUNK = 10_000
 
 
-def _check_tokens(start_token: str, end_token: str) -> None:
-    if (start_token, end_token) != (START_TOKEN, END_TOKEN):
-        raise ValueError(f"start/end tokens are fixed by pipeline/format.py: {START_TOKEN!r}, {END_TOKEN!r}")
-
-
-def _decoded(texts: Iterable[str], sections: tuple[str, ...], keep_unfinished: bool,
+def _decoded(texts: Iterable[str | dict], sections: tuple[str, ...], keep_unfinished: bool,
              dropped: Counter | None) -> Iterable[str | tuple[str, ...]]:
-    """The decoded value (one section) or tuple (several) of each text that is kept."""
-    for text in texts:
-        sample = extract(text, sections)
-        reason = drop_reason(sample, keep_unfinished)
+    """The decoded value (one section) or tuple (several) of each text (or record) that is kept."""
+    for item in texts:
+        text, finished = (item["text"], item.get("finished")) if isinstance(item, dict) else (item, None)
+        sample, reason = decode_sample(text, sections, keep_unfinished, finished)
         if reason:
             if dropped is not None:
                 dropped[reason] += 1
@@ -45,12 +38,13 @@ def _decoded(texts: Iterable[str], sections: tuple[str, ...], keep_unfinished: b
         yield values[0] if len(values) == 1 else values
 
 
-def decode_texts(texts: Iterable[str], sections: Iterable[str] = ("title",), start_token: str = START_TOKEN,
+def decode_texts(texts: Iterable[str | dict], sections: Iterable[str] = ("title",), start_token: str = START_TOKEN,
                  end_token: str = END_TOKEN, keep_unfinished: bool = False,
                  dropped: Counter | None = None) -> list:
     """The requested sections of the first document of each text, as the original `decode_texts` did.
 
-    Takes raw generated texts and section names (category, keywords, title, body).
+    Takes raw generated texts (or the generate stage's records, whose `finished` flag then counts
+    as the decode stage counts it) and section names (category, keywords, title, body).
     Returns a list with a string per kept text when one section is asked for, or a
     tuple in the canonical section order (category, keywords, title, body) when
     several are; keywords come back as one space-separated string and an absent
@@ -58,7 +52,7 @@ def decode_texts(texts: Iterable[str], sections: Iterable[str] = ("title",), sta
     or whose requested title is empty are left out; pass a Counter as `dropped` to
     get how many per reason. The tokens are fixed by pipeline/format.py.
     """
-    _check_tokens(start_token, end_token)
+    check_tokens(start_token, end_token)
     return list(_decoded(texts, canonical_sections(sections), keep_unfinished, dropped))
 
 
@@ -72,11 +66,11 @@ def decode_file(file_path: str, out_file: str = "texts_decoded.csv", doc_delim: 
     JSON Lines. Streams the input, so the file may be larger than memory. Returns
     counts: samples, rows written, duplicates and dropped samples per reason.
     """
-    _check_tokens(start_token, end_token)
+    check_tokens(start_token, end_token)
     sections = canonical_sections(sections)
     path, out = Path(file_path), Path(out_file)
     unusable: Counter = Counter()  # lines of a JSON Lines file that hold no sample text
-    texts = _texts_of_records(read_records(path), unusable) if doc_delim is None else read_delimited(path, doc_delim)
+    texts = _usable(read_records(path), unusable) if doc_delim is None else read_delimited(path, doc_delim)
     counted = _Counted(texts)
     dropped: Counter = Counter()
     kept = (v if isinstance(v, tuple) else (v,) for v in _decoded(counted, sections, keep_unfinished, dropped))
@@ -106,24 +100,16 @@ class _Counted:
             yield item
 
 
-def _texts_of_records(records: Iterable[dict | str], dropped: Counter) -> Iterable[str]:
+def _usable(records: Iterable[dict | str], dropped: Counter) -> Iterable[dict]:
+    """The records that hold a sample; the reason of each other line is counted in `dropped`."""
     for record in records:
         if isinstance(record, str):
             dropped[record] += 1
         else:
-            yield record["text"]
-
-
-def _run(cfg: Config) -> str:
-    paths = cfg.paths
-    stats = decode(cfg, paths.generated, paths.encoded, paths.decoded, paths.decode_stats)
-    return (f"decode: {stats['samples']} samples, {stats['valid']} valid, {stats['unique_rows']} unique rows -> "
-            f"{stats['output']} ({stats['samples_per_second']} samples/s); dropped: {stats['dropped'] or 'none'}")
-
-
-def main(argv: list[str]) -> int:
-    return run_stage("decode", __doc__, argv, _run)
+            yield record
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from pipeline.stages import main
+
+    raise SystemExit(main(["decode", *sys.argv[1:]]))

@@ -6,14 +6,11 @@ Also keeps the original scripts' Python API, `encode_keywords(...)`.
 """
 from __future__ import annotations
 
-import dataclasses
 import sys
 from pathlib import Path
 
-from pipeline.cli import run_stage
-from pipeline.config import Config
 from pipeline.encode import EncodeConfig, encode
-from pipeline.format import END_TOKEN, START_TOKEN
+from pipeline.format import END_TOKEN, START_TOKEN, check_tokens
 
 
 def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_field: str | None = None,
@@ -27,26 +24,16 @@ def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_f
     The stats JSON is written beside the output (`<out_path>.stats.json`). The tokens are fixed by
     pipeline/format.py (every stage must agree on them), so other values are rejected.
     """
-    if (start_token, end_token) != (START_TOKEN, END_TOKEN):
-        raise ValueError(f"start/end tokens are fixed by pipeline/format.py: {START_TOKEN!r}, {END_TOKEN!r}")
+    check_tokens(start_token, end_token)
     ecfg = EncodeConfig(input=csv_path, category_field=category_field, title_field=title_field,
                         body_field=body_field, keywords_field=keywords_field, keyword_gen=keyword_gen,
                         keyword_sep=keyword_sep, repeat=repeat, max_keywords=max_keywords,
                         min_keywords=min(1, max_keywords), keyword_length_max=keyword_length_max,
                         workers=workers)
-    cfg = dataclasses.replace(Config(), seed=seed, encode=ecfg)
-    return encode(cfg, Path(out_path), Path(f"{out_path}.stats.json"))
-
-
-def _run(cfg: Config) -> str:
-    stats = encode(cfg, cfg.paths.encoded, cfg.paths.encode_stats)
-    return (f"encode: {stats['rows_encoded']} rows -> {stats['documents_written']} documents in "
-            f"{stats['output']} ({stats['rows_per_second']} rows/s); skipped: {stats['rows_skipped'] or 'none'}")
-
-
-def main(argv: list[str]) -> int:
-    return run_stage("encode", __doc__, argv, _run)
+    return encode(ecfg, seed, Path(out_path), Path(f"{out_path}.stats.json"))
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from pipeline.stages import main
+
+    raise SystemExit(main(["encode", *sys.argv[1:]]))

@@ -82,11 +82,11 @@ def child(design: str, generated: Path, encoded: Path) -> dict:
     """Run one design on `generated` in this process; returns samples, seconds and peak memory."""
     start = time.perf_counter()
     if design == "stream":
-        from pipeline.config import Config
-        from pipeline.decode import decode
+        from pipeline.decode import DecodeConfig, decode
 
         out = generated.with_suffix(".csv")
-        stats = decode(Config(), generated, encoded, out, generated.with_suffix(".stats.json"))
+        stats = decode(DecodeConfig(), generated, encoded, out, generated.with_suffix(".rejected.csv"),
+                       generated.with_suffix(".stats.json"))
         samples, rows = stats["samples"], stats["unique_rows"]
         extra = {"lemmatised": stats["titles_lemmatised"], "dropped": stats["dropped"]}
     else:

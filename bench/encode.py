@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import os
 import random
 import tempfile
@@ -24,13 +23,13 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from pipeline.config import Config  # noqa: E402
 from pipeline.encode import EncodeConfig, EncodeWorker, encode, encode_rows, start_ray  # noqa: E402
 from pipeline.keywords import extract_keywords, keyword_subsets, straighten_quotes  # noqa: E402
 from pipeline.nlp import load_spacy  # noqa: E402
 from pipeline.rows import iter_rows  # noqa: E402
 
 SAMPLE = Path("data/sample_titles.csv")
+SEED = 42  # the default config's
 
 
 def replicate(sample: Path, rows: int, out: Path) -> int:
@@ -46,15 +45,15 @@ def replicate(sample: Path, rows: int, out: Path) -> int:
     return rows
 
 
-def single_process(cfg: Config, out: Path) -> int:
+def single_process(ecfg: EncodeConfig, seed: int, out: Path) -> int:
     """(b): the same rules in one process with nlp.pipe; returns rows encoded."""
-    nlp = load_spacy(cfg.encode.spacy_model)
+    nlp = load_spacy(ecfg.spacy_model)
     skipped: Counter = Counter()
     documents, rows = [], 0
-    for chunk in iter_rows(cfg.encode.input, cfg.encode, skipped):
-        documents += encode_rows(nlp, cfg.encode, cfg.seed, chunk).documents
+    for chunk in iter_rows(ecfg.input, ecfg, skipped):
+        documents += encode_rows(nlp, ecfg, seed, chunk).documents
         rows += len(chunk)
-    random.Random(cfg.seed).shuffle(documents)
+    random.Random(seed).shuffle(documents)
     out.write_text("".join(d + "\n" for d in documents), encoding="utf-8")
     return rows
 
@@ -70,15 +69,15 @@ class NaiveWorker(EncodeWorker):
                                                       self.ecfg.max_keywords, rng)]
 
 
-def one_call_per_row(cfg: Config) -> int:
+def one_call_per_row(ecfg: EncodeConfig, seed: int) -> int:
     """(c): every row its own remote call; returns rows encoded."""
     import ray
 
     actor_cls = ray.remote(num_cpus=1)(NaiveWorker)
-    actors = [actor_cls.remote(cfg.encode, cfg.seed) for _ in range(cfg.encode.workers)]
+    actors = [actor_cls.remote(ecfg, seed) for _ in range(ecfg.workers)]
     skipped: Counter = Counter()
     refs = [actors[i % len(actors)].one.remote(row)
-            for i, row in enumerate(r for chunk in iter_rows(cfg.encode.input, cfg.encode, skipped) for r in chunk)]
+            for i, row in enumerate(r for chunk in iter_rows(ecfg.input, ecfg, skipped) for r in chunk)]
     ray.get(refs)
     for actor in actors:
         ray.kill(actor)
@@ -101,16 +100,16 @@ def main() -> None:
         tmp = Path(tmp)
         csv_path = tmp / "bench.csv"
         replicate(args.sample, args.rows, csv_path)
-        cfg = dataclasses.replace(Config(), encode=EncodeConfig(input=str(csv_path), workers=args.workers))
-        start_ray(cfg.encode)
+        ecfg, seed = EncodeConfig(input=str(csv_path), workers=args.workers), SEED
+        start_ray(ecfg)
         print(f"{args.rows} rows, {args.workers} workers, {os.cpu_count()} CPUs")
-        a_rows, a_s = timed(lambda: encode(cfg, tmp / "a.txt", tmp / "a.json")["rows_encoded"])
+        a_rows, a_s = timed(lambda: encode(ecfg, seed, tmp / "a.txt", tmp / "a.json")["rows_encoded"])
         print(f"(a) ray encoder      {a_rows / a_s:9.1f} rows/s  ({a_s:.1f} s)")
-        b_rows, b_s = timed(single_process, cfg, tmp / "b.txt")
+        b_rows, b_s = timed(single_process, ecfg, seed, tmp / "b.txt")
         print(f"(b) single nlp.pipe  {b_rows / b_s:9.1f} rows/s  ({b_s:.1f} s)")
         same = (tmp / "a.txt").read_bytes() == (tmp / "b.txt").read_bytes()
         print(f"    (a) and (b) outputs byte-identical: {same}")
-        c_rows, c_s = timed(one_call_per_row, cfg)
+        c_rows, c_s = timed(one_call_per_row, ecfg, seed)
         print(f"(c) remote call/row  {c_rows / c_s:9.1f} rows/s  ({c_s:.1f} s)")
         a, b, c = a_rows / a_s, b_rows / b_s, c_rows / c_s
         print(f"a/b = {a / b:.2f}   (goal >= 1.7 with 2 workers on 2 cores)")

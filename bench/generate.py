@@ -8,7 +8,7 @@ prompts (the first --prompts rows of the config's prompts, --count samples each)
 same batch size, max length and sampling settings (by default the config's whole prompts
 file, 16 samples per prompt, and the config's generate.batch_size and generate.length),
 in one process:
-  (a) ours: pipeline.sampler.Sampler (graph built once, batches stop when every sample
+  (a) ours: pipeline.sampling.SamplingLoop (graph built once, batches stop when every sample
       ended), batches planned as the generate stage plans them;
   (b) baseline: gpt2.load_gpt2 once, then one gpt2.generate(..., prefix=..., nsamples=count,
       batch_size=..., length=..., truncate=END_TOKEN) call per prompt, as a gpt-2-simple
@@ -32,27 +32,23 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.format import END_TOKEN  # noqa: E402
-from pipeline.generate import run_batch  # noqa: E402
-from pipeline.jobfile import guidance_passes, plan_batches  # noqa: E402
+from pipeline.generate import batch_records, plan_job  # noqa: E402
+from pipeline.guidance import GuidanceConfig  # noqa: E402
 from pipeline.prompts import Prompt, load_prompts  # noqa: E402
+from pipeline.sampling import SamplingLoop  # noqa: E402
 
 
-def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int, guidance=None) -> tuple[list[dict], float]:
-    """(records, seconds) with our sampler; `guidance`: a GuidanceConfig to sample every batch guided."""
-    from pipeline.guidance import guidance_for
-    from pipeline.sampler import Sampler, SamplingSettings
-
+def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int, guidance: GuidanceConfig | None = None
+         ) -> tuple[list[dict], float]:
+    """(records, seconds) with the generate stage's sampling loop and batch plan; `guidance`: sample
+    every batch guided with it (no unguided comparison pass), None: no hook at all."""
     start = time.perf_counter()
-    settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
-    hook = guidance_for(guidance, checkpoint) if guidance is not None else None
+    guidance = dataclasses.replace(guidance, compare=False) if guidance is not None else GuidanceConfig(strength=0.0)
     records = []
-    with Sampler(checkpoint, settings, hook=hook) as sampler:
-        lens = [len(sampler.encode(p.prefix)) for p in prompts]
-        batches = plan_batches(prompts, lens, g.batch_size, seed)
-        if hook is not None:
-            batches = guidance_passes(batches, sum(p.count for p in prompts), compare=False)
+    with SamplingLoop(checkpoint, g.sampling, g.length, guidance) as loop:
+        batches, _ = plan_job(loop, prompts, g, guidance, seed)
         for batch in batches:
-            records += run_batch(sampler, batch, prompts, g.length, hook)[0]
+            records += batch_records(loop, batch, prompts)[0]
     return records, time.perf_counter() - start
 
 
@@ -93,7 +89,7 @@ def main(argv: list[str]) -> int:
     args.length = args.length or cfg.generate.length
     if args.count % args.batch_size:
         parser.error("--count must be a multiple of the batch size (gpt2.generate requires it)")
-    checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
+    checkpoint = cfg.paths.checkpoint
     if not cfg.paths.train_done.is_file():
         print(f"bench-generate: no trained model for {args.config} ({cfg.paths.train_done} is missing); "
               f"run `make encode train CONFIG={args.config}` first", file=sys.stderr)

@@ -6,7 +6,7 @@
 Both sides use the config's trained checkpoint (`make train` first), its prompts (the
 first --prompts rows, --count samples each), batch size, length, sampling settings and
 seed, in one process:
-  (a) unguided: pipeline.sampler.Sampler with no hook (the sampler of a run without guidance);
+  (a) unguided: pipeline.sampling.SamplingLoop with no hook (the sampler of a run without guidance);
   (b) guided: the same sampler with the config's `guidance:` hook (strength from the config).
 Each side is timed from building its graph to the last sample; the sides alternate for
 --rounds rounds and each side's total time counts, so a slow spell of the machine hits both.
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
     cfg = load_config(args.config)
     if cfg.guidance.strength == 0:
         parser.error(f"{args.config} has guidance.strength 0; nothing to compare")
-    checkpoint = cfg.paths.checkpoint_dir / cfg.train.run_name
+    checkpoint = cfg.paths.checkpoint
     if not cfg.paths.train_done.is_file():
         print(f"bench-guidance: no trained model for {args.config} ({cfg.paths.train_done} is missing); "
               f"run `make encode train CONFIG={args.config}` first", file=sys.stderr)

@@ -1,11 +1,11 @@
 """One YAML file per run, loaded into typed, frozen objects.
 
     python -m pipeline.config show configs/default.yaml encode.repeat=5
-    python -m pipeline.config make-deps configs/default.yaml [overrides...]   (used by the Makefile)
 
 Each stage owns the dataclass of its own section (EncodeConfig lives in
 pipeline/encode.py, and so on); this module only assembles them, validates types,
-rejects unknown keys and applies `section.key=value` overrides.
+rejects unknown keys and applies `section.key=value` overrides. It imports the
+sections, never the stages' functions (pipeline/stages.py ties the two together).
 """
 from __future__ import annotations
 
@@ -22,63 +22,13 @@ import yaml
 from pipeline.decode import DecodeConfig
 from pipeline.encode import EncodeConfig
 from pipeline.errors import ConfigError
-from pipeline.export import ExportConfig
+from pipeline.export_config import ExportConfig
 from pipeline.generate import GenerateConfig
 from pipeline.guidance import GuidanceConfig
 from pipeline.model import ModelConfig
+from pipeline.paths import RunPaths
+from pipeline.report import ReportConfig
 from pipeline.train import TrainConfig
-
-
-@dataclass(frozen=True)
-class RunPaths:
-    """Where each stage of one run reads and writes (all under data/, git-ignored)."""
-
-    run_dir: Path
-
-    @property
-    def encoded(self) -> Path:
-        return self.run_dir / "encoded.txt"
-
-    @property
-    def encode_stats(self) -> Path:
-        return self.run_dir / "encode_stats.json"
-
-    @property
-    def checkpoint_dir(self) -> Path:
-        return self.run_dir / "checkpoint"
-
-    @property
-    def train_done(self) -> Path:
-        return self.run_dir / "train.done"
-
-    @property
-    def generated(self) -> Path:
-        return self.run_dir / "generated.jsonl"
-
-    @property
-    def decoded(self) -> Path:
-        return self.run_dir / "decoded.csv"
-
-    @property
-    def decode_stats(self) -> Path:
-        return self.run_dir / "decode_stats.json"
-
-    @property
-    def report_json(self) -> Path:
-        return self.run_dir / "report.json"
-
-    @property
-    def report_md(self) -> Path:
-        return self.run_dir / "report.md"
-
-    @property
-    def report_png(self) -> Path:
-        return self.run_dir / "report.png"
-
-    @property
-    def section_dir(self) -> Path:
-        """One JSON per config section, rewritten only when that section changes (make prerequisites)."""
-        return self.run_dir / ".config"
 
 
 @dataclass(frozen=True)
@@ -95,23 +45,14 @@ class Config:
     generate: GenerateConfig = field(default_factory=GenerateConfig)
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
 
     @property
     def paths(self) -> RunPaths:
-        return RunPaths(Path(self.data_dir) / "runs" / self.name)
+        return RunPaths(Path(self.data_dir) / "runs" / self.name, run_name=self.train.run_name)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
-
-
-# Which sections (plus the top-level seed) each stage's outputs depend on.
-STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
-    "export": ("export",),
-    "encode": ("encode",),
-    "train": ("model", "train"),
-    "generate": ("generate", "guidance"),
-    "decode": ("decode",),
-}
 
 
 def _type_name(tp: object) -> str:
@@ -223,32 +164,8 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     return build(Config, data)
 
 
-def _write_if_changed(path: Path, text: str) -> None:
-    """Keep the old mtime when nothing changed, so make rebuilds only the stale stages."""
-    if path.exists() and path.read_text(encoding="utf-8") == text:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")
-
-
-def make_deps(cfg: Config) -> str:
-    """Write one JSON per stage's config sections and return Makefile variables for the run."""
-    full = cfg.to_dict()
-    for stage, sections in STAGE_SECTIONS.items():
-        slice_ = {"seed": cfg.seed, **{s: full[s] for s in sections}}
-        _write_if_changed(cfg.paths.section_dir / f"{stage}.json", json.dumps(slice_, indent=2, default=str) + "\n")
-    lines = [
-        f"RUN_DIR := {cfg.paths.run_dir}",
-        f"ENCODE_INPUT := {cfg.encode.input}",
-        f"PROMPTS_FILE := {cfg.generate.prompts_file or ''}",
-        f"EXPORT_OUTPUT := {cfg.export.output}",
-        f"EXPORT_INPUTS := {' '.join(cfg.export.inputs)}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def main(argv: list[str]) -> int:
-    if len(argv) < 2 or argv[0] not in ("show", "make-deps"):
+    if len(argv) < 2 or argv[0] != "show":
         print(__doc__, file=sys.stderr)
         return 2
     try:
@@ -256,10 +173,7 @@ def main(argv: list[str]) -> int:
     except ConfigError as exc:
         print(f"config error: {exc}", file=sys.stderr)
         return 2
-    if argv[0] == "show":
-        print(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=str)), sort_keys=False))
-    else:
-        sys.stdout.write(make_deps(cfg))
+    print(yaml.safe_dump(json.loads(json.dumps(cfg.to_dict(), default=str)), sort_keys=False))
     return 0
 
 

@@ -17,20 +17,17 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, NamedTuple, Sequence
+from typing import Iterable, NamedTuple, Sequence
 
 from pipeline.dedupe import DedupeStore
 from pipeline.errors import ConfigError
-from pipeline.format import END_TOKEN, KEYWORD_SEP, SECTION_ORDER, clean_text, first_document, section_regex
+from pipeline.format import END_TOKEN, KEYWORD_SEP, SECTION_ORDER, clean_text, parse
 from pipeline.io import atomic_path, write_json
-from pipeline.keyword_filter import FilterRule, FilterTally, KeywordFilter, rejected_path
+from pipeline.keyword_filter import FilterRule, FilterTally, KeywordFilter
 from pipeline.measures import Lemmatiser, coverage, needs_lemmas, novelty_key, training_titles, words
 from pipeline.samples import read_records
+from pipeline.paths import RunPaths
 
-if TYPE_CHECKING:
-    from pipeline.config import Config
-
-_SECTION_RES = {s: section_regex(s) for s in SECTION_ORDER}
 # Record fields copied to the CSV when the generate stage writes them; the report compares their groups.
 GROUP_FIELDS = ("guided",)
 MEASURE_COLUMNS = ("n_keywords", "keyword_coverage", "all_keywords_present", "missing_keywords", "novel")
@@ -38,13 +35,12 @@ MEASURE_COLUMNS = ("n_keywords", "keyword_coverage", "all_keywords_present", "mi
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    """Options of the decode stage and its report (the `decode:` section)."""
+    """Options of the decode stage (the `decode:` section)."""
 
     sections: tuple[str, ...] = ("title",)  # CSV always has category and keywords too; 'body' adds a column
     keep_unfinished: bool = False  # keep samples that never produced the end token (their text runs to the end)
     spacy_model: str = "en_core_web_sm"  # lemmas for keyword coverage
     batch_size: int = 1000  # samples decoded (and titles lemmatised) at a time
-    report_top_categories: int = 20  # categories shown in the Markdown table and the plot (the JSON has all)
     keyword_filter: FilterRule = "off"  # 'all' / 'at_least': keep only titles with the requested keywords
     keyword_filter_min: int = 1  # for 'at_least': this many keywords (or all, when fewer were requested)
 
@@ -56,12 +52,12 @@ class DecodeConfig:
             raise ConfigError("sections: a section is listed twice")
         if "title" not in self.sections:
             raise ConfigError("sections: must include 'title' (the CSV and the report are about titles)")
-        for key in ("batch_size", "report_top_categories", "keyword_filter_min"):
+        for key in ("batch_size", "keyword_filter_min"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1")
 
 
-class Sample(NamedTuple):
+class Decoded(NamedTuple):
     """The requested sections of one sample's first document, and whether it reached the end token."""
 
     values: dict[str, str]
@@ -77,30 +73,38 @@ def canonical_sections(sections: Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SECTION_ORDER if s in sections)
 
 
-def _tidy(section: str, raw: str) -> str:
+def _tidy(section: str, raw: str | tuple[str, ...] | None) -> str:
+    if raw is None:
+        return ""
     if section == "keywords":
-        return KEYWORD_SEP.join(raw.split())
+        return KEYWORD_SEP.join(raw)
     if section == "category":
         return raw.strip()
     # Training titles went through clean_text, so generated ones are compared in the same form.
     return clean_text(raw)
 
 
-def extract(text: str, sections: Sequence[str]) -> Sample:
-    """The `sections` of the first document in `text` ('' for an absent one).
+def extract(text: str, sections: Sequence[str]) -> Decoded:
+    """The `sections` of the first document in `text` ('' for an absent one), tidied (pipeline.format.parse)."""
+    doc, finished = parse(text)
+    return Decoded({section: _tidy(section, getattr(doc, section)) for section in sections}, finished)
 
-    Each capture stops at the next section marker or token, so asking for the title
-    alone never returns the body after it.
+
+def decode_sample(text: str, sections: Sequence[str], keep_unfinished: bool,
+                  finished: bool | None = None) -> tuple[Decoded, str | None]:
+    """One raw sample decoded, and why it is dropped (None when kept): the rule every decoder follows.
+
+    finished: the generator's own flag, when it wrote one. A generator that cut the end token off
+    the text says so in its flag; when the token is in the text, the text decides (a new start
+    token before it means the first document never ended).
     """
-    doc, finished = first_document(text)
-    values = {}
-    for section in sections:
-        m = _SECTION_RES[section].search(doc)
-        values[section] = _tidy(section, m.group(1)) if m else ""
-    return Sample(values, finished)
+    sample = extract(text, sections)
+    if finished is True and END_TOKEN not in text:
+        sample = sample._replace(finished=True)
+    return sample, drop_reason(sample, keep_unfinished)
 
 
-def drop_reason(sample: Sample, keep_unfinished: bool) -> str | None:
+def drop_reason(sample: Decoded, keep_unfinished: bool) -> str | None:
     """Why `sample` is dropped ('unfinished', 'empty_title'), or None when it is kept."""
     if not sample.finished and not keep_unfinished:
         return "unfinished"
@@ -166,26 +170,23 @@ def _field(record: dict, name: str) -> str:
 
 
 def _decode_record(record: dict, sections: tuple[str, ...], group_fields: tuple[str, ...],
-                   keep_unfinished: bool) -> tuple[Sample, str | None, dict[str, str]]:
+                   keep_unfinished: bool) -> tuple[Decoded, str | None, dict[str, str]]:
     """One record's decoded sections, why it is dropped (or None), and its value in each group dimension."""
-    sample = extract(record["text"], sections)
-    # A generator that cut the end token off the text says so in its flag; when the token is in
-    # the text, the text decides (a new start token before it means the first document never ended).
-    cut_off = record.get("finished") is True and END_TOKEN not in record["text"]
-    sample = sample._replace(finished=sample.finished or cut_off)
+    sample, reason = decode_sample(record["text"], sections, keep_unfinished, record.get("finished"))
     group = {"category": sample.values["category"], "n_keywords": str(len(sample.values["keywords"].split()))}
     group.update({f: _field(record, f) for f in group_fields})
-    return sample, drop_reason(sample, keep_unfinished), group
+    return sample, reason, group
 
 
-def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_path: Path) -> dict:
+def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, rejected_csv: Path,
+           stats_path: Path) -> dict:
     """Decode the JSON Lines samples in `generated` into `out_csv`; novelty is checked against `encoded`.
 
+    Titles the keyword filter turns away go to `rejected_csv` (removed when the filter is off).
     Returns the stats also written to `stats_path`: samples read, valid, dropped per
     reason, unique rows, and samples/valid per category, keyword count and group field.
     The stats are written before the CSV is renamed into place, so a finished CSV always has them.
     """
-    dcfg = cfg.decode
     started = time.perf_counter()
     sections = canonical_sections(set(dcfg.sections) | {"category", "keywords"})
     known = training_titles(encoded)
@@ -225,7 +226,7 @@ def decode(cfg: "Config", generated: Path, encoded: Path, out_csv: Path, stats_p
         }
         kfilter = KeywordFilter(dcfg.keyword_filter, dcfg.keyword_filter_min)
         with atomic_path(out_csv) as tmp:
-            filtered = _write_csvs(store, tmp, rejected_path(out_csv), kfilter)
+            filtered = _write_csvs(store, tmp, rejected_csv, kfilter)
             if filtered is not None:
                 stats["keyword_filter"] = filtered
             seconds = time.perf_counter() - started
@@ -261,3 +262,11 @@ def _write_csvs(store: DedupeStore, out_tmp: Path, rejected: Path, kfilter: Keyw
                 keys = ("all",) if group is None else ("all", f"{GROUP_FIELDS[0]}={row[group]}")
                 tally.add(keys, kept, count)
     return tally.as_dict(kfilter) if kfilter.active else None
+
+
+def run(dcfg: DecodeConfig, seed: int, paths: RunPaths) -> str:
+    """The stage: `paths.generated` (novelty against `paths.encoded`) -> `paths.decoded`,
+    `paths.decoded_rejected` and `paths.decode_stats`. Returns the line the command prints."""
+    stats = decode(dcfg, paths.generated, paths.encoded, paths.decoded, paths.decoded_rejected, paths.decode_stats)
+    return (f"decode: {stats['samples']} samples, {stats['valid']} valid, {stats['unique_rows']} unique rows -> "
+            f"{stats['output']} ({stats['samples_per_second']} samples/s); dropped: {stats['dropped'] or 'none'}")

@@ -14,17 +14,15 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator, Literal, NamedTuple
+from typing import Callable, Iterator, Literal, NamedTuple
 
 from pipeline.errors import ConfigError
 from pipeline.format import Document, build_document, clean_text, normalise_category, normalise_keyword
 from pipeline.io import atomic_path, write_json
 from pipeline.keywords import dedupe, extract_keywords, keyword_subsets, straighten_quotes
 from pipeline.nlp import load_spacy
+from pipeline.paths import RunPaths
 from pipeline.rows import Row, iter_rows
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
 
 
 @dataclass(frozen=True)
@@ -67,7 +65,7 @@ class BatchResult(NamedTuple):
 
     documents: list[str]
     keyword_counts: list[int]  # keywords in each document
-    cleaned_fields: int  # fields whose text had tokens, fake markers or newlines removed
+    cleaned_fields: int  # fields whose text had tokens, fake markers, newlines or control characters removed
     rows_without_keywords: int
 
 
@@ -98,11 +96,13 @@ def encode_rows(nlp, ecfg: EncodeConfig, seed: int, rows: list[Row]) -> BatchRes
     for row, doc in zip(rows, docs):
         keywords = _row_keywords(row, ecfg, doc)
         fields = {}
+        # pipeline.rows already removed control characters; each field changed counts once.
+        cleaned += sum(name not in ("title", "body") for name in row.controls_removed)
         for name in ("title", "body"):
             raw = getattr(row, name)
             if raw is not None:
                 fields[name] = clean_text(raw)
-                cleaned += fields[name] != " ".join(raw.split())
+                cleaned += fields[name] != " ".join(raw.split()) or name in row.controls_removed
         category = normalise_category(row.category) if row.category is not None else None
         rng = random.Random(f"{seed}:{row.index}")
         subsets = keyword_subsets(keywords, ecfg.repeat, ecfg.min_keywords, ecfg.max_keywords, rng)
@@ -131,7 +131,10 @@ def _batches(path: Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[
 
 
 def start_ray(ecfg: EncodeConfig) -> None:
-    """Connect to `ray_address` when set, else start a local Ray sized to `workers` (once per process)."""
+    """Connect to `ray_address` when set, else start a private local Ray sized to `workers` (once per process).
+
+    Raises ConfigError (one line, naming the key and what to set) when the cluster cannot be reached.
+    """
     import ray
 
     if not ray.is_initialized():
@@ -142,17 +145,25 @@ def start_ray(ecfg: EncodeConfig) -> None:
 
 
 def _init_ray(ecfg: EncodeConfig) -> None:
-    import os
-
     import ray
 
     root = str(Path(__file__).resolve().parent.parent)
     if ecfg.ray_address:
         # A remote cluster needs our code shipped to it; a local one imports it from this checkout.
-        ray.init(address=ecfg.ray_address, runtime_env={"working_dir": root, "excludes": [".venv", "data", ".git"]},
-                 log_to_driver=False)
+        try:
+            ray.init(address=ecfg.ray_address, log_to_driver=False,
+                     runtime_env={"working_dir": root, "excludes": [".venv", "data", ".git"]})
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"ray_address: cannot connect to the Ray cluster at {ecfg.ray_address} ({reason}); check the "
+                "address, and for a cluster with token authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                "(or RAY_AUTH_TOKEN_PATH) to its token in the environment; ray_address: null runs a local Ray"
+            ) from None
     else:
-        ray.init(num_cpus=max(ecfg.workers, os.cpu_count() or 1), include_dashboard=False, log_to_driver=False,
+        # address="local" always starts a new Ray: without it ray.init joins a cluster found through
+        # RAY_ADDRESS or a (possibly stale) ray_current_cluster file, and then refuses num_cpus.
+        ray.init(address="local", num_cpus=ecfg.workers, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": root}})
 
 
@@ -187,14 +198,13 @@ def run_batches(ecfg: EncodeConfig, seed: int, batches: Iterator[list[Row]],
             ray.kill(actor)
 
 
-def encode(cfg: Config, out_path: Path, stats_path: Path) -> dict:
-    """Encode `cfg.encode.input` into `out_path` (shuffled with `cfg.seed`) and the stats JSON at `stats_path`.
+def encode(ecfg: EncodeConfig, seed: int, out_path: Path, stats_path: Path) -> dict:
+    """Encode `ecfg.input` into `out_path` (shuffled with `seed`) and the stats JSON at `stats_path`.
 
     Returns the stats. Both files are written atomically, the stats last.
     """
     from tqdm import tqdm
 
-    ecfg = cfg.encode
     started = time.perf_counter()
     skipped: Counter = Counter()
     results: dict[int, BatchResult] = {}
@@ -209,11 +219,11 @@ def encode(cfg: Config, out_path: Path, stats_path: Path) -> dict:
             results[batch_no] = result
             bar.update(batch_rows[batch_no])
 
-        run_batches(ecfg, cfg.seed, counted(_batches(Path(ecfg.input), ecfg, skipped)), on_done)
+        run_batches(ecfg, seed, counted(_batches(Path(ecfg.input), ecfg, skipped)), on_done)
     rows_done = sum(batch_rows.values())
     documents = [d for no in sorted(results) for d in results[no].documents]
     # A seeded global shuffle spreads a title's variants over the whole file.
-    random.Random(cfg.seed).shuffle(documents)
+    random.Random(seed).shuffle(documents)
     with atomic_path(out_path) as tmp:
         with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
             fh.writelines(d + "\n" for d in documents)
@@ -233,9 +243,16 @@ def encode(cfg: Config, out_path: Path, stats_path: Path) -> dict:
             "histogram": {str(k): v for k, v in sorted(Counter(counts).items())},
         },
         "workers": ecfg.workers,
-        "seed": cfg.seed,
+        "seed": seed,
         "seconds": round(seconds, 2),
         "rows_per_second": round(rows_done / seconds, 1) if seconds else None,
     }
     write_json(stats_path, stats)
     return stats
+
+
+def run(ecfg: EncodeConfig, seed: int, paths: RunPaths) -> str:
+    """The stage: `ecfg.input` -> `paths.encoded` and `paths.encode_stats`. Returns the line the command prints."""
+    stats = encode(ecfg, seed, paths.encoded, paths.encode_stats)
+    return (f"encode: {stats['rows_encoded']} rows -> {stats['documents_written']} documents in "
+            f"{stats['output']} ({stats['rows_per_second']} rows/s); skipped: {stats['rows_skipped'] or 'none'}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from pipeline.export_sql import Param, bigquery_query, query_parameters
 
 if TYPE_CHECKING:
-    from pipeline.export import ExportConfig
+    from pipeline.export_config import ExportConfig
 
 CREDENTIALS_HELP = (
     "no Google Cloud credentials found. Use Application Default Credentials: run "

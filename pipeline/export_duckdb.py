@@ -21,7 +21,7 @@ from pipeline.export_sql import DUCKDB_TABLE, duckdb_query, query_parameters
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from pipeline.export import ExportConfig
+    from pipeline.export_config import ExportConfig
 
 _COLUMNS = "subreddit VARCHAR, title VARCHAR, score BIGINT, author VARCHAR, over_18 BOOLEAN, created_utc DOUBLE"
 

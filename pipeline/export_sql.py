@@ -10,10 +10,10 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
-from pipeline.errors import ConfigError
+from pipeline.export_config import check_wildcard_table
 
 if TYPE_CHECKING:
-    from pipeline.export import ExportConfig
+    from pipeline.export_config import ExportConfig
 
 SQL_DIR = Path(__file__).resolve().parent.parent / "bigquery"
 QUERY_FILE = SQL_DIR / "titles.sql"
@@ -21,9 +21,6 @@ BIGQUERY_SOURCE_FILE = SQL_DIR / "source_bigquery.sql"
 # The DuckDB runner loads the dumps into a table of this name.
 DUCKDB_TABLE = "submissions"
 
-# A wildcard table `project.dataset.prefix*`: BigQuery project ids may hold dashes, dataset
-# and table names only letters, digits and underscores. Nothing that could end the quoting.
-_WILDCARD_TABLE = re.compile(r"[a-z][a-z0-9-]{4,61}[a-z0-9]\.[A-Za-z0-9_]{1,1024}\.[A-Za-z0-9_]{0,1000}\*")
 _PARAM = re.compile(r"@([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -34,13 +31,6 @@ class Param(NamedTuple):
     bq_type: str
     value: object
     is_array: bool = False
-
-
-def check_wildcard_table(table: str) -> str:
-    """`table` when it is a plain `project.dataset.prefix*` name; ConfigError otherwise."""
-    if not _WILDCARD_TABLE.fullmatch(table):
-        raise ConfigError(f"table: {table!r} is not a wildcard table name like fh-bigquery.reddit_posts.*")
-    return table
 
 
 def query_parameters(ecfg: ExportConfig) -> list[Param]:

@@ -7,12 +7,13 @@ One document per line:
 Start/end tokens, the section marker, the section characters and their order are
 defined here and nowhere else; encode builds documents with `build_document`,
 generate builds its prompt with `build_prefix`, decode parses with
-`section_regex` / `parse_document`.
+`parse` (the one parser: decode, keyword_decode.py and the measures use it).
 """
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
@@ -137,9 +138,20 @@ def first_document(text: str) -> tuple[str, bool]:
     return body, False
 
 
-def parse_document(text: str) -> Document:
-    """The sections of the first document in `text`; absent sections are None."""
-    doc_text, _ = first_document(text)
+class Parsed(NamedTuple):
+    """The first document of a text: its sections (raw text, as written) and whether it ended."""
+
+    document: Document
+    finished: bool
+
+
+def parse(text: str) -> Parsed:
+    """The sections of the first document in `text` (absent ones None) and whether it reached the end token.
+
+    Each section's text stops at the next section marker or token, so a section never runs into
+    the next one; keywords are split on whitespace.
+    """
+    doc_text, finished = first_document(text)
     values: dict[str, object] = {}
     for section in SECTION_ORDER:
         m = _SECTION_RES[section].search(doc_text)
@@ -147,4 +159,10 @@ def parse_document(text: str) -> Document:
             continue
         value = m.group(1)
         values[section] = tuple(value.split()) if section == "keywords" else value
-    return Document(**values)
+    return Parsed(Document(**values), finished)
+
+
+def check_tokens(start_token: str, end_token: str) -> None:
+    """ValueError unless the tokens are the format's (the legacy APIs still take them as arguments)."""
+    if (start_token, end_token) != (START_TOKEN, END_TOKEN):
+        raise ValueError(f"start/end tokens are fixed by pipeline/format.py: {START_TOKEN!r}, {END_TOKEN!r}")

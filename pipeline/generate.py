@@ -19,23 +19,21 @@ per generated token, as a fluency measure.
 """
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from pipeline.cli import run_stage
 from pipeline.errors import ConfigError
+from pipeline.guidance import GuidanceConfig
 from pipeline.io import write_json
 from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches
+from pipeline.paths import RunPaths
 from pipeline.prompts import Prompt, load_prompts
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
-    from pipeline.guidance import KeywordGuidance
-    from pipeline.sampler import Sampler
+from pipeline.sampler import SamplingSettings
+from pipeline.sampling import SamplingLoop
 
 # Names of a batch's pass (Batch.guided) in the stats.
 _PASS_NAMES = {None: "plain", True: "guided", False: "unguided"}
@@ -83,57 +81,56 @@ class GenerateConfig:
             raise ConfigError(f"threads: must be 0 (TensorFlow's default) or more, got {self.threads}")
 
 
-def run_batch(sampler: Sampler, batch: Batch, prompts: list[Prompt], length: int,
-              guidance: KeywordGuidance | None = None) -> tuple[list[dict], int]:
-    """Sample one planned batch; returns its records (schema of the generated file) and the loop's steps.
+    @property
+    def sampling(self) -> SamplingSettings:
+        """The sampler's settings from this section."""
+        return SamplingSettings(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
-    guidance: the sampler's hook, when it has one; an unguided batch (`batch.guided` False) runs
-    through it with strength 0, which leaves the logits untouched.
+
+def batch_records(loop: SamplingLoop, batch: Batch, prompts: list[Prompt]) -> tuple[list[dict], int]:
+    """Sample one planned batch; returns its records (the generated file's schema) and the loop's steps.
+
+    An unguided batch of a guided job (`batch.guided` False) runs through the hook with strength 0,
+    which leaves the logits untouched.
     """
-    from pipeline.sampler import cut_at_end
-
     rows = [prompts[p] for p in batch.prompt_ids]
-    tokens = [sampler.encode(p.prefix) for p in rows]
-    feed = None
-    if guidance is not None:
-        feed = guidance.feed([p.keywords for p in rows], strength=None if batch.guided else 0.0)
-    out = sampler.sample(tokens, length=length, seed=batch.seed, feed=feed)
+    draws, steps = loop.draw(rows, batch.seed, guided=batch.guided is not False)
     records = []
-    for index, prompt, row_tokens, logprob in zip(batch.indices, rows, out.tokens, out.logprob):
-        text, finished = cut_at_end(sampler.decode(row_tokens), len(prompt.prefix))
+    for index, prompt, draw in zip(batch.indices, rows, draws):
         record = {"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
-                  "seed": batch.seed, "text": text, "finished": finished, "logprob": round(float(logprob), 4)}
+                  "seed": batch.seed, "text": draw.text, "finished": draw.finished, "logprob": draw.logprob}
         if batch.guided is not None:
             record["guided"] = batch.guided
         records.append(record)
-    return records, out.steps
+    return records, steps
 
 
-def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
+def plan_job(loop: SamplingLoop, prompts: list[Prompt], g: GenerateConfig, guidance: GuidanceConfig,
+             seed: int) -> tuple[list[Batch], int]:
+    """Every batch of the job, in order, and the number of samples (guided and unguided passes included)."""
+    batches = plan_batches(prompts, [loop.prompt_tokens(p) for p in prompts], g.batch_size, seed)
+    total = sum(p.count for p in prompts)
+    if loop.guided:
+        batches = guidance_passes(batches, total, guidance.compare)
+        total *= 2 if guidance.compare else 1
+    return batches, total
+
+
+def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint: Path, out_path: Path,
+             stats_path: Path) -> dict:
     """Generate every planned sample from the model in `checkpoint` into JSON Lines `out_path`.
 
-    checkpoint: gpt-2-simple's `checkpoint_dir/run_name` folder. Returns the job's stats
-    (also written beside the output as generate_stats.json).
+    checkpoint: gpt-2-simple's `checkpoint/<run_name>` folder. Returns the job's stats (also
+    written to `stats_path`).
     """
     from tqdm import tqdm
 
-    from pipeline.guidance import guidance_for
-    from pipeline.sampler import Sampler, SamplingSettings
-
-    g = cfg.generate
-    seed = cfg.seed if g.seed is None else g.seed
     prompts = load_prompts(g)
     started = time.time()
-    settings = SamplingSettings(temperature=g.temperature, top_k=g.top_k, top_p=g.top_p)
-    guidance = guidance_for(cfg.guidance, checkpoint)
-    with Sampler(checkpoint, settings, hook=guidance, threads=g.threads) as sampler:
-        prompt_lens = [len(sampler.encode(p.prefix)) for p in prompts]
-        batches = plan_batches(prompts, prompt_lens, g.batch_size, seed)
-        total = sum(p.count for p in prompts)
-        if guidance is not None:
-            batches = guidance_passes(batches, total, cfg.guidance.compare)
-            total *= 2 if cfg.guidance.compare else 1
-        job = JobFile(out_path, job_fingerprint(cfg, prompts, checkpoint))
+    with SamplingLoop(checkpoint, g.sampling, g.length, guidance, threads=g.threads) as loop:
+        batches, total = plan_job(loop, prompts, g, guidance, seed)
+        identity = {"seed": seed, "generate": dataclasses.asdict(g), "guidance": dataclasses.asdict(guidance)}
+        job = JobFile(out_path, job_fingerprint(identity, prompts, checkpoint))
         done = job.open()
         steps_run = steps_max = finished = made = 0
         # Per pass (guided / unguided / plain): samples, finished titles and seconds made this run.
@@ -143,7 +140,7 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
                 if all(i in done for i in batch.indices):
                     continue
                 batch_start = time.perf_counter()
-                records, steps = run_batch(sampler, batch, prompts, g.length, guidance)
+                records, steps = batch_records(loop, batch, prompts)
                 records = [r for r in records if r["index"] not in done]
                 job.append(records)
                 tally = passes[_PASS_NAMES[batch.guided]]
@@ -151,7 +148,7 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
                 tally[1] += sum(r["finished"] for r in records)
                 tally[2] += time.perf_counter() - batch_start
                 steps_run += steps
-                steps_max += sampler.max_new_tokens(prompt_lens[batch.prompt_ids[0]], g.length)
+                steps_max += loop.max_new_tokens(loop.prompt_tokens(prompts[batch.prompt_ids[0]]))
                 finished += sum(r["finished"] for r in records)
                 made += len(records)
                 bar.update(len(records))
@@ -165,19 +162,21 @@ def generate(cfg: Config, checkpoint: Path, out_path: Path) -> dict:
              "passes": {name: {"samples": n, "finished": f, "sampling_seconds": round(s, 2),
                                "finished_titles_per_s": round(f / s, 2) if s else None}
                         for name, (n, f, s) in passes.items()}}
-    write_json(out_path.with_name("generate_stats.json"), stats)
+    write_json(stats_path, stats)
     return stats
 
 
-def _run(cfg: Config) -> str:
-    stats = generate(cfg, cfg.paths.checkpoint_dir / cfg.train.run_name, cfg.paths.generated)
+def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths) -> str:
+    """The stage: the model in `paths.checkpoint` -> `paths.generated` and `paths.generate_stats`.
+
+    Returns the line the command prints.
+    """
+    stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats)
     return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
-            f"new ones finished) in {stats['seconds']} s -> {cfg.paths.generated}")
-
-
-def main(argv: list[str]) -> int:
-    return run_stage("generate", __doc__, argv, _run)
+            f"new ones finished) in {stats['seconds']} s -> {paths.generated}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from pipeline.stages import main
+
+    raise SystemExit(main(["generate", *sys.argv[1:]]))

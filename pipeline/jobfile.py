@@ -18,7 +18,6 @@ from pipeline.errors import InputError
 from pipeline.io import atomic_path, write_text
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
     from pipeline.prompts import Prompt
 
 
@@ -64,14 +63,12 @@ def guidance_passes(batches: list[Batch], total: int, compare: bool) -> list[Bat
     return out
 
 
-def job_fingerprint(cfg: Config, prompts: list[Prompt], checkpoint: Path) -> str:
-    """A digest of everything that decides the job's samples: settings, seed, prompts and weights."""
+def job_fingerprint(settings: dict, prompts: list[Prompt], checkpoint: Path) -> str:
+    """A digest of everything that decides the job's samples: `settings` (seed and sections), prompts and weights."""
     marker = checkpoint / "checkpoint"
     counter = checkpoint / "counter"
     identity = {
-        "seed": cfg.seed,
-        "generate": cfg.to_dict()["generate"],
-        "guidance": cfg.to_dict()["guidance"],
+        **settings,
         "prompts": [[p.category, list(p.keywords), p.count] for p in prompts],
         "checkpoint": str(checkpoint.resolve()),
         "weights": [marker.read_text() if marker.is_file() else None, counter.read_text() if counter.is_file() else None],

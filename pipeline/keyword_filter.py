@@ -8,17 +8,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Literal
 
 from pipeline.format import KEYWORD_SEP
 
 FilterRule = Literal["off", "all", "at_least"]
-
-
-def rejected_path(out_csv: Path) -> Path:
-    """Where the titles the filter drops are written, beside the decoded CSV."""
-    return out_csv.with_name(out_csv.stem + ".rejected" + out_csv.suffix)
 
 
 @dataclass(frozen=True)

@@ -15,18 +15,14 @@ import shutil
 import socket
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN
 
-if TYPE_CHECKING:
-    from pipeline.config import Config
-
 RELEASED_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
                   "model.ckpt.index", "model.ckpt.meta", "vocab.bpe")
 DOWNLOAD_HOST = "openaipublic.blob.core.windows.net"
-SCRATCH_DIRNAME = "scratch_model"
 # Written beside a from-scratch model: what it was made from, so a changed config or
 # training text makes a new one instead of silently reusing the old vocabulary.
 SOURCE_FILE = "source.json"
@@ -81,15 +77,16 @@ class BaseModel:
         return self.model_dir / self.model_name
 
 
-def prepare_base_model(cfg: Config, encoded: Path) -> BaseModel:
-    """The base model for `cfg.model`, fetched or built if it is not there yet.
+def prepare_base_model(mcfg: ModelConfig, seed: int, encoded: Path, scratch_dir: Path) -> BaseModel:
+    """The base model for `mcfg`, fetched or built if it is not there yet.
 
-    encoded: the run's training text (the from-scratch vocabulary is trained on it).
-    Raises InputError when a released model is missing and cannot be downloaded.
+    encoded: the run's training text (the from-scratch vocabulary is trained on it); scratch_dir:
+    where a from-scratch model lives. Raises InputError when a released model is missing and
+    cannot be downloaded.
     """
-    if cfg.model.kind == "released":
-        return ensure_released(cfg.model)
-    return ensure_scratch(cfg, encoded, cfg.paths.run_dir / SCRATCH_DIRNAME)
+    if mcfg.kind == "released":
+        return ensure_released(mcfg)
+    return ensure_scratch(mcfg, seed, encoded, scratch_dir)
 
 
 def _missing(path: Path) -> list[str]:
@@ -150,15 +147,14 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def scratch_source(cfg: Config, encoded: Path) -> dict:
+def scratch_source(m: ModelConfig, seed: int, encoded: Path) -> dict:
     """What a from-scratch model is made from: hyper-parameters, seed and the training text's digest."""
-    m = cfg.model
     return {"n_ctx": m.n_ctx, "n_embd": m.n_embd, "n_layer": m.n_layer, "n_head": m.n_head,
-            "vocab_size": m.vocab_size, "bpe_min_frequency": m.bpe_min_frequency, "seed": cfg.seed,
+            "vocab_size": m.vocab_size, "bpe_min_frequency": m.bpe_min_frequency, "seed": seed,
             "encoded_sha256": _file_digest(encoded)}
 
 
-def ensure_scratch(cfg: Config, encoded: Path, path: Path) -> BaseModel:
+def ensure_scratch(mcfg: ModelConfig, seed: int, encoded: Path, path: Path) -> BaseModel:
     """A from-scratch model in `path` made from `encoded`, reused when its source record matches.
 
     Built in a temporary sibling folder and renamed into place, so a killed build leaves nothing
@@ -166,18 +162,18 @@ def ensure_scratch(cfg: Config, encoded: Path, path: Path) -> BaseModel:
     """
     if not encoded.is_file():
         raise InputError(f"training text {encoded} does not exist (run the encode stage first)")
-    source = scratch_source(cfg, encoded)
+    source = scratch_source(mcfg, seed, encoded)
     record = path / SOURCE_FILE
     if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == source and not _missing(path):
         return BaseModel(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    n_vocab = train_vocabulary(encoded, tmp, cfg.model)
-    hparams = {"n_vocab": n_vocab, "n_ctx": cfg.model.n_ctx, "n_embd": cfg.model.n_embd,
-               "n_head": cfg.model.n_head, "n_layer": cfg.model.n_layer}
+    n_vocab = train_vocabulary(encoded, tmp, mcfg)
+    hparams = {"n_vocab": n_vocab, "n_ctx": mcfg.n_ctx, "n_embd": mcfg.n_embd,
+               "n_head": mcfg.n_head, "n_layer": mcfg.n_layer}
     (tmp / "hparams.json").write_text(json.dumps(hparams, indent=2) + "\n", encoding="utf-8")
-    write_initial_checkpoint(tmp, cfg.seed)
+    write_initial_checkpoint(tmp, seed)
     (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)

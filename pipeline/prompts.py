@@ -13,13 +13,19 @@ from __future__ import annotations
 import csv
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pipeline.errors import InputError
 from pipeline.format import build_prefix, normalise_category, normalise_keyword
 
-if TYPE_CHECKING:
-    from pipeline.generate import GenerateConfig
+
+class GenerateConfig(Protocol):
+    """What prompts are read from in the `generate:` section (pipeline.generate.GenerateConfig owns it)."""
+
+    prompts_file: str | None
+    categories: tuple[str, ...]
+    keyword_sets: tuple[tuple[str, ...], ...]
+    count: int
 
 _KEYS = {"category", "keywords", "count"}
 # Keywords in one field or string are separated by commas (a keyword itself may have spaces).

@@ -15,16 +15,13 @@ import json
 import sys
 from collections import defaultdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterable, Iterator, NamedTuple
+from dataclasses import dataclass
+from typing import Iterable, Iterator
 
-from pipeline.cli import run_stage
-from pipeline.errors import InputError
+from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json, write_text
-from pipeline.keyword_filter import rejected_path
 from pipeline.measures import DistinctCounter
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
+from pipeline.paths import RunPaths
 
 # CSV columns the measures are broken down by, when the CSV has them.
 GROUP_COLUMNS = ("n_keywords", "category", "guided")
@@ -117,7 +114,18 @@ def _csv_rows(paths: list[Path]) -> tuple[list[str], Iterator[dict[str, str]]]:
     return list(readers[0].fieldnames or []), rows()
 
 
-def build_report(decoded_csv: Path, stats: dict) -> dict:
+@dataclass(frozen=True)
+class ReportConfig:
+    """The `report:` section."""
+
+    top_categories: int = 20  # categories shown in the Markdown table and the plot (the JSON has all)
+
+    def __post_init__(self) -> None:
+        if self.top_categories < 1:
+            raise ConfigError("top_categories: must be at least 1")
+
+
+def build_report(decoded_csv: Path, rejected_csv: Path, stats: dict) -> dict:
     """The report dict for the rows of `decoded_csv` and the decode `stats`.
 
     The measures describe what the generator made, so when decode's keyword filter moved
@@ -127,7 +135,7 @@ def build_report(decoded_csv: Path, stats: dict) -> dict:
         raise InputError(f"decoded titles {decoded_csv} do not exist; run `make decode` first")
     paths = [decoded_csv]
     if "keyword_filter" in stats:
-        paths.append(rejected_path(decoded_csv))
+        paths.append(rejected_csv)
         if not paths[-1].is_file():
             raise InputError(f"{paths[-1]} (titles the keyword filter rejected) does not exist; run `make decode`")
     header, rows = _csv_rows(paths)
@@ -215,38 +223,32 @@ def _filter_lines(kf: dict) -> list[str]:
     return lines + [""]
 
 
-class ReportFiles(NamedTuple):
-    """Where the report goes."""
-
-    json: Path
-    markdown: Path
-    plot: Path
-
-
-def write_report(cfg: "Config", decoded_csv: Path, stats_path: Path, out: ReportFiles) -> dict:
-    """Build the report of `decoded_csv` + `stats_path` and write its JSON, Markdown and PNG; returns it."""
+def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_csv: Path, stats_path: Path,
+                 json_path: Path, markdown_path: Path, plot_path: Path) -> dict:
+    """Build the report of `decoded_csv` (+ `rejected_csv` when decode filtered) and `stats_path`;
+    write its JSON, Markdown and PNG and return it."""
     from pipeline.report_plot import plot_report
 
     if not stats_path.is_file():
         raise InputError(f"decode stats {stats_path} do not exist; run `make decode` first")
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    report = build_report(decoded_csv, stats)
-    report = {"run": cfg.name, **report}
-    plot_report(report, cfg.decode.report_top_categories, out.plot)
-    write_text(out.markdown, markdown(report, cfg.name, cfg.decode.report_top_categories) + "\n")
-    write_json(out.json, report)
+    report = {"run": run_name, **build_report(decoded_csv, rejected_csv, stats)}
+    plot_report(report, rcfg.top_categories, plot_path)
+    write_text(markdown_path, markdown(report, run_name, rcfg.top_categories) + "\n")
+    write_json(json_path, report)
     return report
 
 
-def _run(cfg: Config) -> str:
-    p = cfg.paths
-    write_report(cfg, p.decoded, p.decode_stats, ReportFiles(p.report_json, p.report_md, p.report_png))
-    return p.report_md.read_text(encoding="utf-8") + f"\nreport: {p.report_json}, {p.report_md}, {p.report_png}"
-
-
-def main(argv: list[str]) -> int:
-    return run_stage("report", __doc__, argv, _run)
+def run(rcfg: ReportConfig, seed: int, paths: RunPaths) -> str:
+    """The stage: `paths.decoded` (+ `paths.decoded_rejected`) and `paths.decode_stats` -> `paths.report_json`,
+    `paths.report_md` and `paths.report_png`. Returns the Markdown summary and where the files are."""
+    write_report(rcfg, paths.run_dir.name, paths.decoded, paths.decoded_rejected, paths.decode_stats,
+                 paths.report_json, paths.report_md, paths.report_png)
+    return (paths.report_md.read_text(encoding="utf-8")
+            + f"\nreport: {paths.report_json}, {paths.report_md}, {paths.report_png}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from pipeline.stages import main
+
+    raise SystemExit(main(["report", *sys.argv[1:]]))

@@ -9,16 +9,28 @@ from __future__ import annotations
 import warnings
 from collections import Counter
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, NamedTuple
+from typing import Iterator, NamedTuple, Protocol
 
 from pipeline.errors import InputError
 
-if TYPE_CHECKING:
-    from pipeline.encode import EncodeConfig
+
+class EncodeConfig(Protocol):
+    """What the reader uses of the `encode:` section (pipeline.encode.EncodeConfig owns it)."""
+
+    category_field: str | None
+    title_field: str | None
+    body_field: str | None
+    keywords_field: str | None
+    csv_chunk_rows: int
+    max_field_chars: int
 
 # Undecodable bytes are kept as lone surrogates (errors="surrogateescape") so a bad
 # row can be found and counted instead of failing the whole file or being mangled.
 _BAD_BYTES = r"[\udc80-\udcff]"
+# Control characters that are not whitespace (NUL, backspace, escape, DEL, C1 controls): they
+# have no place in a title and are removed. Whitespace controls (tab, newline, \x1c-\x1f, \x85)
+# are left to format.clean_text, which turns each run into one space.
+CONTROL_CHARS = "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]"
 
 
 class Row(NamedTuple):
@@ -29,6 +41,7 @@ class Row(NamedTuple):
     title: str | None
     body: str | None
     keywords: str | None
+    controls_removed: tuple[str, ...] = ()  # fields whose control characters were removed
 
 
 def columns_used(ecfg: EncodeConfig) -> dict[str, str]:
@@ -67,15 +80,16 @@ def check_columns(path: Path, ecfg: EncodeConfig) -> dict[str, str]:
 def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[Row]]:
     """Chunks of valid rows of the CSV at `path`; every skipped row is counted in `skipped` by reason.
 
-    Reasons: malformed_line, invalid_utf8, missing_category, empty_title, empty_body,
-    too_long, duplicate.
+    Reasons: malformed_line (too many or too few fields), invalid_utf8, missing_category,
+    empty_title, empty_body, too_long, duplicate. Raises InputError when no row is left to
+    encode (a header-only file, or every row skipped), so training never gets an empty text.
     """
     import pandas as pd
 
     path = Path(path)
     used = check_columns(path, ecfg)
     seen: set[int] = set()
-    offset = 0
+    offset = valid = 0
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", pd.errors.ParserWarning)
         # No usecols: with it pandas silently truncates lines that have too many fields.
@@ -84,19 +98,31 @@ def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterato
         for chunk in reader:
             skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
             caught.clear()
-            # A line with too few fields has NaN cells: counted below as a missing category/empty title.
+            # Empty cells read as '' (no NA values), so a NaN cell is a field the line did not have.
+            short = chunk.isna().any(axis=1).to_numpy()
             frame = pd.DataFrame({field: chunk[col].fillna("") for field, col in used.items()})
-            index = pd.RangeIndex(offset, offset + len(frame))
-            frame.index = index
+            frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
-            yield _valid_rows(frame, ecfg, skipped, seen)
+            skipped["malformed_line"] += int(short.sum())
+            rows = _valid_rows(frame[~short], ecfg, skipped, seen)
+            valid += len(rows)
+            yield rows
         skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
+    if not valid:
+        reasons = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()) if v)
+        raise InputError(f"{path}: no rows to encode" + (f"; every row was skipped ({reasons})" if reasons
+                                                         else " (only a header)"))
 
 
 def _valid_rows(frame, ecfg: EncodeConfig, skipped: Counter, seen: set[int]) -> list[Row]:
     import pandas as pd
 
+    if frame.empty:
+        return []
     bad = pd.Series(False, index=frame.index)
+    # Control characters go first, so a title of nothing else counts as empty.
+    controls = frame.apply(lambda col: col.str.contains(CONTROL_CHARS, regex=True))
+    frame = frame.apply(lambda col: col.str.replace(CONTROL_CHARS, "", regex=True))
 
     def drop(reason: str, mask) -> None:
         nonlocal bad
@@ -119,5 +145,7 @@ def _valid_rows(frame, ecfg: EncodeConfig, skipped: Counter, seen: set[int]) -> 
     drop("duplicate", dup.reindex(frame.index, fill_value=False))
     good = frame[~bad]
     seen.update(hashes[~dup].tolist())
+    removed = [tuple(f for f, hit in zip(good.columns, flags) if hit)
+               for flags in controls[~bad].itertuples(index=False)]
     cols = [good[f] if f in good else [None] * len(good) for f in ("category", "title", "body", "keywords")]
-    return [Row(i, *vals) for i, *vals in zip(good.index.tolist(), *cols)]
+    return [Row(i, *vals, controls_removed=r) for i, *vals, r in zip(good.index.tolist(), *cols, removed)]

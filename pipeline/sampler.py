@@ -57,12 +57,11 @@ class LogitsHook(Protocol):
 
 
 @dataclass
-class SampleBatch:
+class SamplerOutput:
     """What one batch gives back: every row's tokens (prompt included) and the loop's step count."""
 
     tokens: np.ndarray  # [batch, prompt + steps]
     steps: int  # while-loop iterations actually run (<= the length limit)
-    done: np.ndarray  # [batch] bool: the end marker was detected in the graph
     logprob: np.ndarray  # [batch] mean log-probability per new token under the model itself (see _build)
 
 
@@ -83,14 +82,6 @@ def end_tail(enc) -> list[int]:
     if not tail:
         raise InputError(f"the vocabulary cannot spell {END_TOKEN} consistently")
     return tail
-
-
-def cut_at_end(text: str, prompt_chars: int) -> tuple[str, bool]:
-    """`text` up to and including the first end marker after the prompt, and whether there was one."""
-    pos = text.find(END_TOKEN, prompt_chars)
-    if pos < 0:
-        return text, False
-    return text[: pos + len(END_TOKEN)], True
 
 
 def _top_k(tf, logits, k: int):
@@ -216,7 +207,7 @@ class Sampler:
                               tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
                               state_shapes),
         )
-        self.out_tokens, self.out_steps, self.out_done = tokens, steps, done
+        self.out_tokens, self.out_steps = tokens, steps
         # (sum of log-probs, tokens counted) -> mean per token
         self.out_logprob = logp[:, 0] / tf.maximum(logp[:, 1], 1.0)
 
@@ -230,7 +221,7 @@ class Sampler:
         """`length` capped so prompt plus sample fit in the model's context window."""
         return max(0, min(length, self.hparams.n_ctx - prompt_len))
 
-    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None) -> SampleBatch:
+    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None) -> SamplerOutput:
         """Sample one batch: `prompts` are token lists of one length (>= 2 tokens each).
 
         length: at most this many new tokens; seed: this batch's seed; feed: values for the
@@ -240,9 +231,8 @@ class Sampler:
             raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
-        tokens, steps, done, logprob = self.sess.run(
-            (self.out_tokens, self.out_steps, self.out_done, self.out_logprob), feed_dict=inputs)
-        return SampleBatch(tokens=tokens, steps=int(steps), done=done, logprob=logprob)
+        tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
+        return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 
     def close(self) -> None:
         self.sess.close()

@@ -10,22 +10,20 @@ atomically; it records the resolved config, steps done, final loss and tokens/s.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import random
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from pipeline.cli import run_stage
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json
-from pipeline.model import SOURCE_FILE, BaseModel, prepare_base_model
+from pipeline.model import SOURCE_FILE, BaseModel, ModelConfig, prepare_base_model
+from pipeline.paths import RunPaths
 from pipeline.train_log import LossCapture, dataset_tokens, read_counter
-
-if TYPE_CHECKING:
-    from pipeline.config import Config
 
 # gpt-2-simple's finetune samples windows of exactly this many tokens.
 WINDOW = 1024
@@ -119,15 +117,13 @@ def _session(tf, t: TrainConfig):
     return tf.compat.v1.Session(config=config)
 
 
-def _finetune(cfg: Config, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
+def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
               capture: LossCapture) -> None:
     """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session."""
     import numpy as np
     import tensorflow as tf
     import gpt_2_simple as gpt2
 
-    t = cfg.train
-    seed = cfg.seed if t.seed is None else t.seed
     done_before = read_counter(checkpoint_dir / t.run_name) if t.restore_from == "latest" else 0
     # Offset by the steps already done so a resumed run does not replay the same windows.
     random.seed(seed + done_before)
@@ -152,15 +148,19 @@ def _finetune(cfg: Config, base: BaseModel, dataset: Path, checkpoint_dir: Path,
         sess.close()
 
 
-def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> dict:
-    """Fine-tune on `encoded` into `checkpoint_dir/<run_name>`; write `done_path` last. Returns its record."""
-    t = cfg.train
+def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_dir: Path, done_path: Path,
+          scratch_dir: Path) -> dict:
+    """Fine-tune on `encoded` into `checkpoint_dir/<run_name>`; write `done_path` last. Returns its record.
+
+    The base model is `m` (a from-scratch one is built in `scratch_dir`); seed: the run's
+    (train.seed when set) for the scratch weights, the window sampling and TensorFlow.
+    """
     # Absolute paths: gpt-2-simple's finetune runs with the checkpoint folder as working directory.
     encoded, checkpoint_dir, done_path = encoded.resolve(), checkpoint_dir.resolve(), done_path.resolve()
     done_path.unlink(missing_ok=True)
     if not encoded.is_file():
         raise InputError(f"training text {encoded} does not exist (run the encode stage first)")
-    base = prepare_base_model(cfg, encoded)
+    base = prepare_base_model(m, seed, encoded, scratch_dir.resolve())
     ckpt_path = checkpoint_dir / t.run_name
     _drop_stale_checkpoint(ckpt_path, base)
     dataset = ckpt_path / "dataset.npz"
@@ -175,7 +175,7 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
     if to_run > 0:
         print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
               f"from {base.path}", file=sys.stderr)
-        _finetune(cfg, base, dataset, checkpoint_dir, to_run, capture)
+        _finetune(t, seed, base, dataset, checkpoint_dir, to_run, capture)
     steps_done = read_counter(ckpt_path)
     if steps_done < t.steps:
         raise InputError(f"training stopped at step {steps_done} of {t.steps}; run it again to resume")
@@ -186,7 +186,8 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
     loop_seconds = sum(s["loop_seconds"] for s in sessions)
     last = capture.last_row()
     record = {
-        "config": json.loads(json.dumps(cfg.to_dict(), default=str)),
+        "config": json.loads(json.dumps({"seed": seed, "model": dataclasses.asdict(m),
+                                         "train": dataclasses.asdict(t)}, default=str)),
         "base_model": str(base.path),
         "checkpoint": str(ckpt_path),
         "steps": steps_done,
@@ -203,16 +204,17 @@ def train(cfg: Config, encoded: Path, checkpoint_dir: Path, done_path: Path) -> 
     return record
 
 
-def _run(cfg: Config) -> str:
-    p = cfg.paths
-    record = train(cfg, p.encoded, p.checkpoint_dir, p.train_done)
+def run(m: ModelConfig, t: TrainConfig, seed: int, paths: RunPaths) -> str:
+    """The stage: `paths.encoded` -> a model in `paths.checkpoint_dir`, then `paths.train_done`.
+
+    Returns the line the command prints.
+    """
+    record = train(m, t, seed, paths.encoded, paths.checkpoint_dir, paths.train_done, paths.scratch_model)
     return (f"train: {record['steps']} steps, final loss {record['final_loss']}, "
-            f"{record['tokens_per_s']} tokens/s -> {p.train_done}")
-
-
-def main(argv: list[str]) -> int:
-    return run_stage("train", __doc__, argv, _run)
+            f"{record['tokens_per_s']} tokens/s -> {paths.train_done}")
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))
+    from pipeline.stages import main
+
+    raise SystemExit(main(["train", *sys.argv[1:]]))

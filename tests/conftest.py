@@ -51,7 +51,8 @@ def trained(tmp_path_factory):
     cfg.paths.run_dir.mkdir(parents=True)
     write_encoded(cfg.paths.encoded, 300)
     try:
-        record = train(cfg, cfg.paths.encoded, cfg.paths.checkpoint_dir, cfg.paths.train_done)
+        p = cfg.paths
+        record = train(cfg.model, cfg.train, cfg.seed, p.encoded, p.checkpoint_dir, p.train_done, p.scratch_model)
     finally:
         os.chdir(cwd)
     return dataclasses.replace(cfg, data_dir=str(root / "data")), record

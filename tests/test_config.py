@@ -1,7 +1,8 @@
 """Typed config: defaults, overrides, and errors that name the key."""
 import pytest
 
-from pipeline.config import ConfigError, load_config, make_deps
+from pipeline.config import ConfigError, load_config
+from pipeline.stages import make_deps
 
 
 def write(tmp_path, text, name="run.yaml"):

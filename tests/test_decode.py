@@ -8,7 +8,7 @@ import pytest
 
 import pipeline.samples
 from keyword_decode import decode_file, decode_texts
-from pipeline.config import Config, load_config
+from pipeline.config import load_config
 from pipeline.decode import DecodeConfig, decode
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN as E, START_TOKEN as S, Document, build_document, clean_text
@@ -128,9 +128,9 @@ def _run_stage(tmp_path, records, **decode_options):
     encoded.write_text(f"{S}~`pics~^lake~@Golden hour at the lake{E}\n", encoding="utf-8")
     generated = tmp_path / "generated.jsonl"
     generated.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-    cfg = dataclasses.replace(Config(), decode=DecodeConfig(batch_size=2, **decode_options))
+    dcfg = DecodeConfig(batch_size=2, **decode_options)
     out, stats_path = tmp_path / "decoded.csv", tmp_path / "decode_stats.json"
-    stats = decode(cfg, generated, encoded, out, stats_path)
+    stats = decode(dcfg, generated, encoded, out, tmp_path / "decoded.rejected.csv", stats_path)
     assert json.loads(stats_path.read_text(encoding="utf-8")) == stats
     with out.open(newline="", encoding="utf-8") as f:
         return list(csv.DictReader(f)), stats
@@ -181,13 +181,15 @@ def test_stage_options_body_unfinished_and_group_fields(tmp_path):
 
 
 def test_stage_names_missing_inputs(tmp_path):
-    cfg = Config()
+    cfg, rejected = DecodeConfig(), tmp_path / "r.csv"
     (tmp_path / "generated.jsonl").write_text("", encoding="utf-8")
     with pytest.raises(InputError, match="encoded.txt does not exist"):
-        decode(cfg, tmp_path / "generated.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", tmp_path / "s.json")
+        decode(cfg, tmp_path / "generated.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", rejected,
+               tmp_path / "s.json")
     (tmp_path / "encoded.txt").write_text("", encoding="utf-8")
     with pytest.raises(InputError, match="nope.jsonl do not exist"):
-        decode(cfg, tmp_path / "nope.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", tmp_path / "s.json")
+        decode(cfg, tmp_path / "nope.jsonl", tmp_path / "encoded.txt", tmp_path / "d.csv", rejected,
+               tmp_path / "s.json")
     assert not (tmp_path / "d.csv").exists()
 
 
@@ -217,7 +219,7 @@ def test_keyword_filter_keeps_matching_titles_and_sets_the_rest_aside(tmp_path):
                          "yield_pct": 50.0}
     assert kf["guided=true"]["yield_pct"] == pytest.approx(66.67) and kf["guided=false"]["samples_kept"] == 0
     # The report measures every valid title, kept or set aside, and shows the yield apart.
-    report = build_report(tmp_path / "decoded.csv", stats)
+    report = build_report(tmp_path / "decoded.csv", tmp_path / "decoded.rejected.csv", stats)
     assert report["overall"]["rows"] == 3 and report["keyword_filter"] == kf
     assert report["by_guided"]["true"]["mean_logprob"] == pytest.approx(-4 / 3, abs=1e-4)
     assert "## Keyword filter: titles with every requested keyword" in markdown(report, "t", 5)

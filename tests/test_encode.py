@@ -1,16 +1,14 @@
 """The Ray encoder end to end: determinism, augmentation, bad input, atomic output, original API."""
 import csv
-import dataclasses
 import itertools
 import json
 
 import pytest
 
 from keyword_encode import encode_keywords
-from pipeline.config import Config
 from pipeline.encode import EncodeConfig, encode
 from pipeline.errors import InputError
-from pipeline.format import parse_document
+from pipeline.format import parse
 
 SUBJECTS = ["My dog", "Our landlord", "The new Zelda game", "A stranger in Paris", "My grandmother",
             "This sourdough starter", "The city council", "Netflix", "My first marathon", "A tiny frog"]
@@ -33,9 +31,8 @@ def write_csv(path, rows, header=("subreddit", "title")):
 
 def run(tmp_path, input_path, name="out", seed=42, **encode_options):
     ecfg = EncodeConfig(input=str(input_path), **encode_options)
-    cfg = dataclasses.replace(Config(), seed=seed, encode=ecfg)
     out = tmp_path / f"{name}.txt"
-    stats = encode(cfg, out, tmp_path / f"{name}.json")
+    stats = encode(ecfg, seed, out, tmp_path / f"{name}.json")
     return out, stats
 
 
@@ -58,7 +55,7 @@ def test_same_seed_gives_identical_bytes_with_one_or_two_workers(tmp_path, sampl
 def test_documents_follow_the_format_and_the_augmentation_rules(tmp_path, sample_csv, ray_session):
     out, stats = run(tmp_path, sample_csv, repeat=3, min_keywords=1, max_keywords=3)
     lines = out.read_text(encoding="utf-8").splitlines()
-    docs = [parse_document(line) for line in lines]
+    docs = [parse(line).document for line in lines]
     assert stats["documents_written"] == len(lines) and 60 <= len(lines) <= 180
     assert {d.category for d in docs} == {"aww", "askreddit", "cooking", "gaming"}
     by_title = {}
@@ -69,7 +66,7 @@ def test_documents_follow_the_format_and_the_augmentation_rules(tmp_path, sample
     for variants in by_title.values():
         assert len(variants) == len(set(variants)) <= 3  # identical documents from one row written once
     # The variants of one title are spread across the file, not written next to each other.
-    adjacent = sum(parse_document(a).title == parse_document(b).title for a, b in zip(lines, lines[1:]))
+    adjacent = sum(parse(a).document.title == parse(b).document.title for a, b in zip(lines, lines[1:]))
     assert adjacent < len(lines) * 0.1
     saved = json.loads((tmp_path / "out.json").read_text())
     assert saved["documents_written"] == len(lines) and saved["rows_per_second"] > 0
@@ -96,7 +93,7 @@ def test_bad_rows_are_skipped_and_counted(tmp_path, ray_session):
     assert stats["rows_skipped"] == {"duplicate": 2, "empty_title": 2, "invalid_utf8": 1,
                                      "malformed_line": 1, "missing_category": 1, "too_long": 1}
     assert stats["rows_read"] == 12 + 8
-    titles_out = {parse_document(line).title for line in out.read_text(encoding="utf-8").splitlines()}
+    titles_out = {parse(line).document.title for line in out.read_text(encoding="utf-8").splitlines()}
     assert titles_out == set(good)
 
 
@@ -104,7 +101,7 @@ def test_field_text_that_would_break_the_format_is_cleaned_and_counted(tmp_path,
     path = write_csv(tmp_path / "tricky.csv", [("gaming", "Played ~500 hours ~@home\nstill bad <|endoftext|>"),
                                                ("aww", "Meet me @ the park")])
     out, stats = run(tmp_path, path)
-    titles_out = {parse_document(line).title for line in out.read_text(encoding="utf-8").splitlines()}
+    titles_out = {parse(line).document.title for line in out.read_text(encoding="utf-8").splitlines()}
     assert titles_out == {"Played ~500 hours @home still bad", "Meet me @ the park"}
     assert stats["fields_cleaned"] == 1
 
@@ -131,7 +128,7 @@ def test_original_api_with_body_and_user_keywords(tmp_path, ray_session):
     out = tmp_path / "api.txt"
     stats = encode_keywords(str(path), out_path=str(out), category_field="sub", title_field="headline",
                             body_field="text", keywords_field="tags", keyword_sep=",", repeat=3, max_keywords=3)
-    docs = [parse_document(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    docs = [parse(line).document for line in out.read_text(encoding="utf-8").splitlines()]
     assert stats["documents_written"] == len(docs) and (tmp_path / "api.txt.stats.json").exists()
     dune = [d for d in docs if d.title == "Finished Dune at last"]
     assert {k for d in dune for k in d.keywords} == {"Dune", "sci-fi"}

@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.format import (END_TOKEN, START_TOKEN, Document, build_document, build_prefix, clean_text,
-                             normalise_category, normalise_keyword, parse_document, section_regex)
+                             normalise_category, normalise_keyword, parse, section_regex)
 
 TRICKY_TITLES = [
     "What is the weirdest thing your dog ate?",
@@ -25,7 +25,7 @@ def test_title_round_trips_through_a_document(title):
     line = build_document(Document("askreddit", ("dog", "cat-food"), clean, None))
     assert line.startswith(START_TOKEN) and line.endswith(END_TOKEN)
     assert "\n" not in line
-    assert parse_document(line) == Document("askreddit", ("dog", "cat-food"), clean, None)
+    assert parse(line).document == Document("askreddit", ("dog", "cat-food"), clean, None)
 
 
 def test_clean_text_keeps_what_users_typed_except_what_breaks_the_format():
@@ -42,7 +42,7 @@ def test_body_section_and_absent_sections():
     doc = Document(None, (), "A title", clean_text(doc.body))
     line = build_document(doc)
     assert line == f"{START_TOKEN}~^~@A title~}}The body text }} with a brace }}{END_TOKEN}"
-    assert parse_document(line) == doc
+    assert parse(line).document == doc
 
 
 def test_only_the_requested_section_is_captured():
@@ -53,8 +53,8 @@ def test_only_the_requested_section_is_captured():
 
 def test_first_document_wins_and_unfinished_is_parsed():
     two = build_document(Document("a", ("x",), "First", None)) + build_document(Document("b", ("y",), "Second", None))
-    assert parse_document(two).title == "First"
-    assert parse_document(f"{START_TOKEN}~`a~^x~@Never ended").title == "Never ended"
+    assert parse(two).document.title == "First"
+    assert parse(f"{START_TOKEN}~`a~^x~@Never ended").document.title == "Never ended"
 
 
 def test_normalisation_rules():

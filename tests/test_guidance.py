@@ -13,11 +13,10 @@ from pipeline.config import load_config
 from pipeline.decode import extract
 from pipeline.errors import ConfigError
 from pipeline.format import build_prefix
-from pipeline.generate import generate
 from pipeline.guidance import GuidanceConfig, KeywordGuidance, spellings
 from pipeline.measures import coverage, words
 from pipeline.sampler import Sampler, SamplingSettings
-from tests.test_train_generate import checkpoint, read_jsonl, with_generate
+from tests.test_train_generate import checkpoint, generate_to, read_jsonl, with_generate
 
 UNSEEN = (("banana",), ("moon", "dog"))
 
@@ -114,8 +113,8 @@ def test_guidance_writes_the_keywords_the_model_would_not(trained, tmp_path):
     cfg, _ = trained
     plain = with_generate(cfg, categories=("aww", "science"), keyword_sets=UNSEEN, count=8, length=40)
     guided = dataclasses.replace(plain, guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=True))
-    plain_stats = generate(plain, checkpoint(cfg), tmp_path / "plain.jsonl")
-    stats = generate(guided, checkpoint(cfg), tmp_path / "guided.jsonl")
+    plain_stats = generate_to(plain, checkpoint(cfg), tmp_path / "plain.jsonl")
+    stats = generate_to(guided, checkpoint(cfg), tmp_path / "guided.jsonl")
     base = read_jsonl(tmp_path / "plain.jsonl")
     both = read_jsonl(tmp_path / "guided.jsonl")
     n = len(base)

@@ -75,8 +75,7 @@ def test_scratch_model_vocabulary_encodes_like_the_training_text(tmp_path):
 
     encoded = tmp_path / "encoded.txt"
     docs = write_encoded(encoded, 150)
-    cfg = dataclasses.replace(Config(), model=TINY, seed=3)
-    base = ensure_scratch(cfg, encoded, tmp_path / "scratch")
+    base = ensure_scratch(TINY, 3, encoded, tmp_path / "scratch")
 
     hparams = json.loads((base.path / "hparams.json").read_text())
     enc = encoder.get_encoder(str(base.path))
@@ -103,8 +102,7 @@ def test_scratch_model_checkpoint_is_reused_or_rebuilt(tmp_path):
 
     encoded = tmp_path / "encoded.txt"
     write_encoded(encoded, 120)
-    cfg = dataclasses.replace(Config(), model=TINY, seed=3)
-    base = ensure_scratch(cfg, encoded, tmp_path / "scratch")
+    base = ensure_scratch(TINY, 3, encoded, tmp_path / "scratch")
     reader = tf.train.load_checkpoint(str(base.path / "model.ckpt"))
     shapes = reader.get_variable_to_shape_map()
     n_vocab = json.loads((base.path / "hparams.json").read_text())["n_vocab"]
@@ -113,10 +111,9 @@ def test_scratch_model_checkpoint_is_reused_or_rebuilt(tmp_path):
     assert tf.train.latest_checkpoint(str(base.path)) is not None
 
     stamp = (base.path / "model.ckpt.index").stat().st_mtime_ns
-    ensure_scratch(cfg, encoded, tmp_path / "scratch")
+    ensure_scratch(TINY, 3, encoded, tmp_path / "scratch")
     assert (base.path / "model.ckpt.index").stat().st_mtime_ns == stamp
-    wider = dataclasses.replace(cfg, model=dataclasses.replace(TINY, n_embd=48))
-    ensure_scratch(wider, encoded, tmp_path / "scratch")
+    ensure_scratch(dataclasses.replace(TINY, n_embd=48), 3, encoded, tmp_path / "scratch")
     assert tf.train.load_checkpoint(str(base.path / "model.ckpt")).get_variable_to_shape_map()["model/wpe"] == [1024, 48]
 
 

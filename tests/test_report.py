@@ -3,8 +3,7 @@ import json
 
 import pytest
 
-import keyword_decode
-from pipeline import report as report_module
+from pipeline import stages
 from pipeline.format import END_TOKEN as E, START_TOKEN as S
 from pipeline.measures import DistinctCounter, Lemmatiser, coverage, needs_lemmas, novelty_key, words
 from pipeline.report import Measures, measure_rows
@@ -94,8 +93,8 @@ def run(tmp_path_factory):
              for i, (c, k, t, done) in enumerate(SAMPLES)]
     (run_dir / "generated.jsonl").write_text("\n".join(lines) + '\n{"index": 9, "te\n', encoding="utf-8")
     config = str(root / "hand.yaml")
-    assert keyword_decode.main(["--config", config, "decode.batch_size=3"]) == 0
-    assert report_module.main(["--config", config]) == 0
+    assert stages.main(["decode", "--config", config, "decode.batch_size=3"]) == 0
+    assert stages.main(["report", "--config", config]) == 0
     return run_dir
 
 
@@ -145,5 +144,5 @@ def test_markdown_and_plot_come_from_the_same_numbers(run):
 
 def test_report_names_a_missing_input(tmp_path, capsys):
     (tmp_path / "r.yaml").write_text(f"data_dir: {tmp_path}\n", encoding="utf-8")
-    assert report_module.main(["--config", str(tmp_path / "r.yaml")]) == 2
+    assert stages.main(["report", "--config", str(tmp_path / "r.yaml")]) == 2
     assert "decode_stats.json do not exist; run `make decode` first" in capsys.readouterr().err

@@ -7,14 +7,24 @@ import json
 
 import pytest
 
-from pipeline.format import END_TOKEN, build_prefix, parse_document
+from pipeline.format import END_TOKEN, build_prefix, parse
 from pipeline.generate import GenerateConfig, generate
 from pipeline.train import train
 from tests.conftest import TINY_STEPS as STEPS
 
 
 def checkpoint(cfg):
-    return cfg.paths.checkpoint_dir / cfg.train.run_name
+    return cfg.paths.checkpoint
+
+
+def train_run(cfg):
+    p = cfg.paths
+    return train(cfg.model, cfg.train, cfg.seed, p.encoded, p.checkpoint_dir, p.train_done, p.scratch_model)
+
+
+def generate_to(cfg, checkpoint, out):
+    """Run the generate job of `cfg` from `checkpoint` into `out` (stats beside it)."""
+    return generate(cfg.generate, cfg.guidance, cfg.seed, checkpoint, out, out.with_name("generate_stats.json"))
 
 
 def with_generate(cfg, **kw):
@@ -50,13 +60,13 @@ def test_training_resumes_with_only_the_missing_steps(trained, tmp_path):
     copy = dataclasses.replace(cfg, data_dir=str(tmp_path),
                                train=dataclasses.replace(cfg.train, steps=STEPS + 5, onednn_bf16=True))
     shutil.copytree(cfg.paths.run_dir, copy.paths.run_dir)
-    record = train(copy, copy.paths.encoded, copy.paths.checkpoint_dir, copy.paths.train_done)
+    record = train_run(copy)
     assert record["steps"] == STEPS + 5
     assert [s["steps"] for s in record["sessions"]] == [STEPS, 5]
     rows = (checkpoint(copy) / "loss.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == list(range(1, STEPS + 6))
     # Asking again for the same number of steps trains nothing more.
-    again = train(copy, copy.paths.encoded, copy.paths.checkpoint_dir, copy.paths.train_done)
+    again = train_run(copy)
     assert again["sessions"] == record["sessions"] and again["steps"] == STEPS + 5
 
 
@@ -64,7 +74,7 @@ def test_generated_samples_carry_the_prompt_and_follow_the_format(trained, tmp_p
     cfg, _ = trained
     job = with_generate(cfg)
     out = tmp_path / "generated.jsonl"
-    stats = generate(job, checkpoint(cfg), out)
+    stats = generate_to(job, checkpoint(cfg), out)
     records = read_jsonl(out)
     assert [r["index"] for r in records] == list(range(12)) and stats["samples"] == 12
     for r in records:
@@ -80,7 +90,7 @@ def test_generated_samples_carry_the_prompt_and_follow_the_format(trained, tmp_p
     finished = [r for r in records if r["finished"]]
     assert len(finished) >= 10
     for r in finished:
-        doc = parse_document(r["text"])
+        doc = parse(r["text"]).document
         assert doc.category == r["category"] and list(doc.keywords) == r["keywords"] and doc.title
 
 
@@ -92,7 +102,6 @@ def test_batch_stops_as_soon_as_every_sample_ended(trained):
     with Sampler(checkpoint(cfg), SamplingSettings(temperature=0.7)) as sampler:
         prompt = sampler.encode(build_prefix("aww", ["dog"]))
         out = sampler.sample([prompt] * 4, length=length, seed=1)
-        assert out.done.all()
         assert out.steps < length and out.tokens.shape[1] == len(prompt) + out.steps
         # The loop ran exactly until the slowest sample produced the end marker, no further.
         k = len(sampler.tail)
@@ -101,9 +110,10 @@ def test_batch_stops_as_soon_as_every_sample_ended(trained):
             ends.append(next(i for i in range(k, len(row) + 1) if row[i - k:i] == sampler.tail))
             assert END_TOKEN in sampler.decode(row[:ends[-1]])
         assert max(ends) == out.steps and min(ends) < out.steps
-        # With a limit below that, the batch runs to the limit and is not done.
+        # With a limit below that, the batch runs to the limit and no sample has ended.
         short = sampler.sample([prompt] * 4, length=2, seed=1)
-        assert short.steps == 2 and not short.done.all()
+        assert short.steps == 2
+        assert not any(END_TOKEN in sampler.decode(row[len(prompt):]) for row in short.tokens.tolist())
         # Same seed, same samples: a batch does not depend on what the session ran before.
         assert (sampler.sample([prompt] * 4, length=length, seed=1).tokens == out.tokens).all()
 
@@ -118,7 +128,7 @@ def test_interrupted_generation_resumes_without_duplicates(trained, tmp_path, mo
     cfg, _ = trained
     job = with_generate(cfg, count=5, batch_size=3)
     reference = tmp_path / "reference.jsonl"
-    generate(job, checkpoint(cfg), reference)
+    generate_to(job, checkpoint(cfg), reference)
 
     out = tmp_path / "generated.jsonl"
     real_append = jobfile.JobFile.append
@@ -132,7 +142,7 @@ def test_interrupted_generation_resumes_without_duplicates(trained, tmp_path, mo
 
     monkeypatch.setattr(jobfile.JobFile, "append", append_then_die)
     with pytest.raises(Killed):
-        generate(job, checkpoint(cfg), out)
+        generate_to(job, checkpoint(cfg), out)
     monkeypatch.setattr(jobfile.JobFile, "append", real_append)
     partial = out.with_name(out.name + ".partial")
     assert not out.exists() and len(read_jsonl(partial)) == sum(calls[:2])
@@ -140,7 +150,7 @@ def test_interrupted_generation_resumes_without_duplicates(trained, tmp_path, mo
     with partial.open("a") as fh:
         fh.write('{"index": 17, "categ')
 
-    stats = generate(job, checkpoint(cfg), out)
+    stats = generate_to(job, checkpoint(cfg), out)
     records = read_jsonl(out)
     assert [r["index"] for r in records] == list(range(20))
     assert stats["resumed_from"] == sum(calls[:2]) and stats["made_this_run"] == 20 - sum(calls[:2])
@@ -155,7 +165,7 @@ def test_a_changed_job_does_not_resume_an_old_partial_file(trained, tmp_path):
     partial.write_text(json.dumps({"index": 0, "category": "x", "keywords": [], "seed": 0, "text": "stale",
                                    "finished": False}) + "\n")
     out.with_name(out.name + ".partial.job").write_text("another job\n")
-    generate(with_generate(cfg, count=1), checkpoint(cfg), out)
+    generate_to(with_generate(cfg, count=1), checkpoint(cfg), out)
     assert all(r["text"] != "stale" for r in read_jsonl(out))
 
 
