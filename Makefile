@@ -90,3 +90,14 @@ clean-run:  ## delete this run's outputs (data/runs/<run>/)
 
 clean:  ## delete every generated file and the .venv
 	rm -rf data/runs data/export data/models $(VENV)
+
+# Titles on demand (docs/serving.md): a trained run answering single requests.
+.PHONY: titles serve bench-serve
+titles: $(STAMP)  ## one-shot titles: make titles OVERRIDES='--category cooking --keywords "garlic bread" -n 5'
+	$(PY) -m pipeline.titles --config $(CONFIG) $(OVERRIDES)
+
+serve: $(STAMP)  ## HTTP API + web page on 127.0.0.1 (port from the config's serve: section)
+	$(PY) -m pipeline.api --config $(CONFIG) $(OVERRIDES)
+
+bench-serve: $(STAMP)  ## title server load test: 8 concurrent clients vs one at a time, latency, RSS
+	$(PY) -m bench.serve --config $(CONFIG) $(OVERRIDES)
