@@ -26,7 +26,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, InputError
 from pipeline.guidance import GuidanceConfig
 from pipeline.io import write_json
 from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches
@@ -169,8 +169,10 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
 def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths) -> str:
     """The stage: the model in `paths.checkpoint` -> `paths.generated` and `paths.generate_stats`.
 
-    Returns the line the command prints.
+    Returns the line the command prints; InputError when the run is not trained yet.
     """
+    if not paths.train_done.is_file():
+        raise InputError(f"{paths.train_done} does not exist: the run is not trained yet (run `make train`)")
     stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats)
     return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
             f"new ones finished) in {stats['seconds']} s -> {paths.generated}")

@@ -132,14 +132,16 @@ def make_deps(cfg: Config) -> str:
     for stage in STAGES:
         slice_path = paths.section_dir / f"{stage.name}.json"
         _write_if_changed(slice_path, _slice(cfg, stage))
-        targets = [str(getattr(paths, w)) for w in stage.writes[:1]]
-        targets += [f for key in stage.config_writes for f in config_value(cfg, key)]
-        reads = [str(getattr(paths, r)) for r in stage.reads if r in made]
-        reads += [make_escape(f, key) for key in stage.config_reads for f in config_value(cfg, key)]
-        prereqs = [str(slice_path), *reads, *code_files(stage)]
-        target = make_escape(targets[0], "data_dir")
+        # (file, the config key that names it) pairs: an error names the key to fix.
+        targets = [(str(getattr(paths, w)), "data_dir") for w in stage.writes[:1]]
+        targets += [(f, key) for key in stage.config_writes for f in config_value(cfg, key)]
+        prereqs = [(str(slice_path), "data_dir")]
+        prereqs += [(str(getattr(paths, r)), "data_dir") for r in stage.reads if r in made]
+        prereqs += [(f, key) for key in stage.config_reads for f in config_value(cfg, key)]
+        prereqs += [(f, "code") for f in code_files(stage)]
+        target = make_escape(*targets[0])
         lines += [f"{stage.name.upper()}_TARGET := {target}",
-                  f"{target}: {' '.join(make_escape(p, 'data_dir') for p in prereqs)}",
+                  f"{target}: {' '.join(make_escape(f, key) for f, key in prereqs)}",
                   f"\t$(PY) {stage.command} --config $(CONFIG) $(OVERRIDES)"]
     return "\n".join(lines) + "\n"
 
