@@ -1,12 +1,14 @@
 """Reading the encode stage's input CSV in chunks, skipping and counting bad rows.
 
-The reader never holds the whole file: pandas yields `csv_chunk_rows` rows at a
-time, each validated with vectorised checks, and only the surviving rows travel
-on as small `Row` tuples.
+The reader never holds the whole file: Python's csv module splits `csv_chunk_rows`
+records at a time (so a line with too many or too few fields is known as such),
+pandas validates each chunk with vectorised checks, and only the surviving rows
+travel on as small `Row` tuples.
 """
 from __future__ import annotations
 
-import warnings
+import csv
+import itertools
 from collections import Counter
 from pathlib import Path
 from typing import Iterator, NamedTuple, Protocol
@@ -30,6 +32,8 @@ _BAD_BYTES = r"[\udc80-\udcff]"
 # Control characters that are not whitespace (NUL, backspace, escape, DEL, C1 controls): they
 # have no place in a title and are removed. Whitespace controls (tab, newline, \x1c-\x1f, \x85)
 # are left to format.clean_text, which turns each run into one space.
+# Python's csv module refuses longer fields; a long one is read and counted as too_long instead.
+_FIELD_LIMIT = 2**31 - 1
 CONTROL_CHARS = "[\x00-\x08\x0e-\x1b\x7f-\x84\x86-\x9f]"
 
 
@@ -90,24 +94,26 @@ def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterato
     used = check_columns(path, ecfg)
     seen: set[int] = set()
     offset = valid = 0
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", pd.errors.ParserWarning)
-        # No usecols: with it pandas silently truncates lines that have too many fields.
-        reader = pd.read_csv(path, chunksize=ecfg.csv_chunk_rows,
-                             on_bad_lines="warn", **_read_kwargs(ecfg))
-        for chunk in reader:
-            skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
-            caught.clear()
-            # Empty cells read as '' (no NA values), so a NaN cell is a field the line did not have.
-            short = chunk.isna().any(axis=1).to_numpy()
-            frame = pd.DataFrame({field: chunk[col].fillna("") for field, col in used.items()})
+    # Python's csv module splits the records, so each one's field count is known: pandas' parser pads
+    # a short line with empty fields (indistinguishable from real ones) and takes the first column as
+    # an index when the first line has one field too many. pandas then validates each chunk.
+    csv.field_size_limit(_FIELD_LIMIT)
+    with path.open(encoding="utf-8-sig", errors="surrogateescape", newline="") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        columns = list(pd.read_csv(path, nrows=0, **_read_kwargs(ecfg)).columns)  # names as check_columns sees them
+        positions = {field: columns.index(col) for field, col in used.items()}
+        while records := list(itertools.islice(reader, ecfg.csv_chunk_rows)):
+            records = [r for r in records if r]  # blank lines are no rows
+            good = [r for r in records if len(r) == len(header)]
+            skipped["malformed_line"] += len(records) - len(good)
+            frame = pd.DataFrame({field: pd.Series([r[i] for r in good], dtype=object)
+                                  for field, i in positions.items()})
             frame.index = pd.RangeIndex(offset, offset + len(frame))
             offset += len(frame)
-            skipped["malformed_line"] += int(short.sum())
-            rows = _valid_rows(frame[~short], ecfg, skipped, seen)
+            rows = _valid_rows(frame, ecfg, skipped, seen)
             valid += len(rows)
             yield rows
-        skipped["malformed_line"] += sum(str(w.message).count("Skipping line") for w in caught)
     if not valid:
         reasons = ", ".join(f"{k} {v}" for k, v in sorted(skipped.items()) if v)
         raise InputError(f"{path}: no rows to encode" + (f"; every row was skipped ({reasons})" if reasons

@@ -136,3 +136,32 @@ def test_original_api_with_body_and_user_keywords(tmp_path, ray_session):
     assert [d.keywords for d in docs if d.title == "No keywords given"] == [()]
     with pytest.raises(ValueError, match="fixed by pipeline/format.py"):
         encode_keywords(str(path), out_path=str(out), start_token="<s>")
+
+
+BAD_INPUT = __import__("pathlib").Path(__file__).parent / "bad_input" / "encode"
+
+
+def test_control_characters_are_removed_and_counted_as_cleaned_fields(tmp_path, ray_session):
+    out, stats = run(tmp_path, BAD_INPUT / "control_chars.csv")
+    text = out.read_text(encoding="utf-8")
+    assert not any(ord(c) < 32 and c != "\n" or 127 <= ord(c) < 160 for c in text)
+    assert {parse(line).document.title for line in text.splitlines()} == {"My dog ate the remote", "Burnt the rice"}
+    assert {parse(line).document.category for line in text.splitlines()} == {"aww", "cooking"}
+    # Two titles and one category had control characters; the NUL-only title is empty.
+    assert stats["fields_cleaned"] == 3 and stats["rows_skipped"] == {"empty_title": 1}
+
+
+def test_a_local_ray_starts_even_when_another_cluster_is_announced(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    # RAY_ADDRESS (like a running cluster or a stale ray_current_cluster file) made ray.init join
+    # that cluster and then refuse num_cpus; ray_address: null must always start a private Ray.
+    code = ("from pipeline.encode import EncodeConfig, start_ray; import ray; start_ray(EncodeConfig(workers=1)); "
+            "print(ray.cluster_resources()['CPU']); ray.shutdown()")
+    env = {**os.environ, "RAY_ADDRESS": "127.0.0.1:9"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120,
+                          cwd=os.path.dirname(os.path.dirname(__file__)))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["1.0"]
