@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import itertools
+import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -25,12 +26,18 @@ from pipeline.format import END_TOKEN, KEYWORD_SEP, SECTION_ORDER, clean_text, p
 from pipeline.io import atomic_path, write_json
 from pipeline.keyword_filter import FilterRule, FilterTally, KeywordFilter
 from pipeline.measures import Lemmatiser, coverage, needs_lemmas, novelty_key, training_titles, words
+from pipeline.rows import CONTROL_CHARS
 from pipeline.samples import read_records
 from pipeline.paths import RunPaths
 
 # Record fields copied to the CSV when the generate stage writes them; the report compares their groups.
 GROUP_FIELDS = ("guided",)
 MEASURE_COLUMNS = ("n_keywords", "keyword_coverage", "all_keywords_present", "missing_keywords", "novel")
+# The longest title kept: encode's default max_field_chars, so never longer than a training title
+# can be. A sample that rambles on without a section marker is no title (and once made a 250,000-
+# character CSV field that the csv module refuses to read back).
+MAX_TITLE_CHARS = 2000
+_CONTROL = re.compile(CONTROL_CHARS)
 
 
 @dataclass(frozen=True)
@@ -62,6 +69,7 @@ class Decoded(NamedTuple):
 
     values: dict[str, str]
     finished: bool
+    fields_cleaned: int = 0  # requested sections that had control characters removed
 
 
 def canonical_sections(sections: Iterable[str]) -> tuple[str, ...]:
@@ -98,18 +106,25 @@ def decode_sample(text: str, sections: Sequence[str], keep_unfinished: bool,
     the text says so in its flag; when the token is in the text, the text decides (a new start
     token before it means the first document never ended).
     """
-    sample = extract(text, sections)
+    # Control characters (NUL, escape...) never belong in a title; a byte-level model can make them.
+    clean = _CONTROL.sub("", text)
+    sample = extract(clean, sections)
+    if clean != text:
+        raw = extract(text, sections).values
+        sample = sample._replace(fields_cleaned=sum(raw[s] != sample.values[s] for s in sections))
     if finished is True and END_TOKEN not in text:
         sample = sample._replace(finished=True)
     return sample, drop_reason(sample, keep_unfinished)
 
 
 def drop_reason(sample: Decoded, keep_unfinished: bool) -> str | None:
-    """Why `sample` is dropped ('unfinished', 'empty_title'), or None when it is kept."""
+    """Why `sample` is dropped ('unfinished', 'empty_title', 'too_long'), or None when it is kept."""
     if not sample.finished and not keep_unfinished:
         return "unfinished"
     if "title" in sample.values and not sample.values["title"]:
         return "empty_title"
+    if len(sample.values.get("title", "")) > MAX_TITLE_CHARS:
+        return "too_long"
     return None
 
 
@@ -196,7 +211,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
     group_fields = tuple(f for f in GROUP_FIELDS if isinstance(first, dict) and f in first)
     dropped: Counter = Counter()
     tally = _Tally()
-    samples = kept_unfinished = 0
+    samples = kept_unfinished = fields_cleaned = 0
     with DedupeStore(out_csv, sections + group_fields, MEASURE_COLUMNS) as store:
         stream = itertools.chain([first] if first is not None else [], records)
         while batch := list(itertools.islice(stream, dcfg.batch_size)):
@@ -208,6 +223,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
                     continue
                 sample, reason, group = _decode_record(record, sections, group_fields, dcfg.keep_unfinished)
                 tally.add({**group, "all": ""}, reason is None, record.get("logprob"))
+                fields_cleaned += sample.fields_cleaned
                 if reason:
                     dropped[reason] += 1
                     continue
@@ -219,7 +235,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
         overall = groups.pop("all", {}).get("", {})
         stats = {
             "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
-            "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished,
+            "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished, "fields_cleaned": fields_cleaned,
             "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
             "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
             "mean_logprob": overall.get("mean_logprob"), "groups": groups,

@@ -7,7 +7,6 @@ they were first seen, each with how many times it was added.
 """
 from __future__ import annotations
 
-import os
 import sqlite3
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -18,13 +17,15 @@ _CACHE_KIB = 16 * 1024
 class DedupeStore:
     """Rows of `key_columns` (identity) plus `value_columns` (carried along), kept once each.
 
-    Use as a context manager; the temporary database beside `near` is removed on exit.
+    Use as a context manager; the scratch database `<near>.dedupe.sqlite` is removed on exit. Its
+    name is fixed (not per process), so a run killed mid-way leaves one file that the next run
+    replaces, and no file that looks like an output.
     """
 
     def __init__(self, near: Path, key_columns: Sequence[str], value_columns: Sequence[str] = ()) -> None:
         self.key_columns = tuple(key_columns)
         self.value_columns = tuple(value_columns)
-        self.path = near.with_name(f"{near.name}.dedupe-{os.getpid()}.sqlite")
+        self.path = near.with_name(f"{near.name}.dedupe.sqlite")
         self._db: sqlite3.Connection | None = None
 
     def __enter__(self) -> "DedupeStore":

@@ -23,6 +23,7 @@ from pipeline.io import write_json, write_text
 from pipeline.measures import DistinctCounter
 from pipeline.paths import RunPaths
 
+_FIELD_LIMIT = 2**31 - 1
 # CSV columns the measures are broken down by, when the CSV has them.
 GROUP_COLUMNS = ("n_keywords", "category", "guided")
 
@@ -100,6 +101,9 @@ def _sort_key(column: str):
 
 def _csv_rows(paths: list[Path]) -> tuple[list[str], Iterator[dict[str, str]]]:
     """The header of the first CSV and the rows of all of them, streamed."""
+    # Whatever decode wrote must read back: the csv module's default limit is 128 KiB a field
+    # (a body section can be longer than that).
+    csv.field_size_limit(_FIELD_LIMIT)
     files = [p.open(encoding="utf-8", newline="") for p in paths]
     readers = [csv.DictReader(f) for f in files]
 

@@ -6,6 +6,7 @@ text gpt-2-simple's `generate_to_file` writes (samples separated by a delimiter)
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Iterator
 
@@ -23,9 +24,10 @@ def _check_file(path: Path) -> None:
 def read_records(path: Path) -> Iterator[dict | str]:
     """Each line of the JSON Lines file `path`: the record, or why it is unusable.
 
-    A record must be a JSON object with a string `text`; otherwise the reason
-    ('invalid_utf8', 'bad_json' or 'bad_record') is yielded in its place, so the
-    caller can count it. A line cut short by an interrupted generate job reads as 'bad_json'.
+    A record must be a JSON object with a string `text`, and, when present, a finite number (or
+    null) as `logprob` and a boolean (or null) as `guided`; otherwise the reason ('invalid_utf8',
+    'bad_json' or 'bad_record') is yielded in its place, so the caller can count it. A line cut
+    short by an interrupted generate job reads as 'bad_json'.
     """
     _check_file(path)
     with path.open("rb") as f:
@@ -38,10 +40,22 @@ def read_records(path: Path) -> Iterator[dict | str]:
             except ValueError:
                 yield "bad_json"
                 continue
-            if not isinstance(record, dict) or not isinstance(record.get("text"), str):
-                yield "bad_record"
-                continue
-            yield record
+            yield record if valid_record(record) else "bad_record"
+
+
+def valid_record(record: object) -> bool:
+    """Whether a parsed JSON line has the fields decode relies on, with usable values.
+
+    Python's json module reads NaN and Infinity; a log-prob like that would turn the stats
+    and the report into invalid JSON, so it makes the record bad.
+    """
+    if not isinstance(record, dict) or not isinstance(record.get("text"), str):
+        return False
+    logprob, guided = record.get("logprob"), record.get("guided")
+    if logprob is not None and (isinstance(logprob, bool) or not isinstance(logprob, (int, float))
+                                or not math.isfinite(logprob)):
+        return False
+    return guided is None or isinstance(guided, bool)
 
 
 def read_delimited(path: Path, delim: str = GPT2_SIMPLE_DELIM) -> Iterator[str]:

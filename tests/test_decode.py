@@ -144,3 +144,48 @@ def test_keyword_filter_keeps_matching_titles_and_sets_the_rest_aside(tmp_path):
     rows, stats = _run_stage(tmp_path, records)
     assert len(rows) == 3 and "keyword_filter" not in stats
     assert not (tmp_path / "decoded.rejected.csv").exists()
+
+
+BAD_GENERATED = __import__("pathlib").Path(__file__).parent / "bad_input" / "generated" / "records.jsonl"
+
+
+def _strict_json(path):
+    """The JSON in `path`; fails on NaN or Infinity, which are not JSON."""
+    def refuse(name):
+        raise AssertionError(f"{path.name}: {name} is not JSON")
+    return json.loads(path.read_text(encoding="utf-8"), parse_constant=refuse)
+
+
+def test_bad_records_are_counted_and_the_stats_stay_strict_json(tmp_path):
+    from pipeline.samples import read_records
+
+    reasons = [r if isinstance(r, str) else "ok" for r in read_records(BAD_GENERATED)]
+    # logprob "abc", NaN, Infinity, -Infinity, true; guided "yes", 1; text 5; two good ones; a cut line.
+    assert reasons == ["bad_record"] * 8 + ["ok", "ok", "bad_json"]
+    records = [json.loads(line) for line in BAD_GENERATED.read_text(encoding="utf-8").splitlines()[:-1]]
+    records.append(_record("pics", ["dog"], "dog " * 62_500))  # a 250,000-character title
+    rows, stats = _run_stage(tmp_path, records)
+    assert stats["samples"] == 11 and stats["valid"] == 2
+    assert stats["dropped"] == {"bad_record": 8, "too_long": 1}
+    # Control characters are removed from the title (and counted), not kept in the CSV.
+    assert [r["title"] for r in rows] == ["A dog on a log", "A cat nap"] and stats["fields_cleaned"] == 1
+    assert stats["mean_logprob"] == -2.0
+    assert _strict_json(tmp_path / "decode_stats.json") == stats
+
+
+def test_the_longest_title_kept_is_documented_and_enforced(tmp_path):
+    from pipeline.decode import MAX_TITLE_CHARS
+
+    records = [_record("pics", ["dog"], "x" * MAX_TITLE_CHARS), _record("pics", ["dog"], "y" * (MAX_TITLE_CHARS + 1))]
+    rows, stats = _run_stage(tmp_path, records)
+    assert [len(r["title"]) for r in rows] == [MAX_TITLE_CHARS] and stats["dropped"] == {"too_long": 1}
+
+
+def test_no_scratch_file_is_left_and_a_killed_run_s_leftovers_are_replaced(tmp_path):
+    # A killed decode leaves its scratch database and temporary CSV under fixed names; the next run
+    # reuses and removes them.
+    (tmp_path / "decoded.csv.dedupe.sqlite").write_bytes(b"left by a killed run")
+    (tmp_path / "decoded.csv.tmp").write_text("half a CSV", encoding="utf-8")
+    _run_stage(tmp_path, [_record("pics", ["dog"], "A dog")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decode_stats.json", "decoded.csv", "encoded.txt",
+                                                          "generated.jsonl"]

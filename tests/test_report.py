@@ -146,3 +146,21 @@ def test_report_names_a_missing_input(tmp_path, capsys):
     (tmp_path / "r.yaml").write_text(f"data_dir: {tmp_path}\n", encoding="utf-8")
     assert stages.main(["report", "--config", str(tmp_path / "r.yaml")]) == 2
     assert "decode_stats.json do not exist; run `make decode` first" in capsys.readouterr().err
+
+
+def test_the_report_reads_long_fields_that_decode_wrote(tmp_path):
+    # A 250,000-character title is dropped as too_long; a body that long is kept, and the report
+    # must still read the CSV (the csv module refuses fields over 128 KiB by default).
+    (tmp_path / "long.yaml").write_text(f"seed: 1\ndata_dir: {tmp_path / 'data'}\n", encoding="utf-8")
+    run_dir = tmp_path / "data" / "runs" / "long"
+    run_dir.mkdir(parents=True)
+    (run_dir / "encoded.txt").write_text(f"{S}~`x~^y~@A title{E}\n", encoding="utf-8")
+    texts = [f"{S}~`pics~^dog~@{'dog ' * 62_500}{E}", f"{S}~`pics~^dog~@A dog~}}{'woof ' * 50_000}{E}"]
+    (run_dir / "generated.jsonl").write_text(
+        "".join(json.dumps({"index": i, "text": t, "finished": True, "logprob": -1.0}) + "\n"
+                for i, t in enumerate(texts)), encoding="utf-8")
+    config = str(tmp_path / "long.yaml")
+    assert stages.main(["decode", "--config", config, "decode.sections=[title, body]"]) == 0
+    assert stages.main(["report", "--config", config]) == 0
+    report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
+    assert report["dropped"] == {"too_long": 1} and report["overall"]["rows"] == 1
