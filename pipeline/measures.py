@@ -27,14 +27,15 @@ def words(text: str) -> set[str]:
     return set(_WORD.findall(text.lower()))
 
 
-def keyword_words(keyword: str) -> list[str]:
-    """The lower-cased words a keyword needs in a title (`Big-Bird` -> ['big', 'bird'])."""
-    return _WORD.findall(keyword.lower())
+def word_list(text: str) -> list[str]:
+    """The lower-cased runs of word characters in `text`, in order: the words a keyword needs in a
+    title (`Big-Bird` -> ['big', 'bird']) and the tokens distinct-n counts."""
+    return _WORD.findall(text.lower())
 
 
 def needs_lemmas(keywords: Sequence[str], title_words: set[str]) -> bool:
     """Whether some word of some keyword is missing from `title_words` (so lemmas could still find it)."""
-    return any(w not in title_words for k in keywords for w in keyword_words(k))
+    return any(w not in title_words for k in keywords for w in word_list(k))
 
 
 class Coverage(NamedTuple):
@@ -57,7 +58,7 @@ def coverage(keywords: Sequence[str], title_words: set[str]) -> Coverage:
     """
     present, missing = [], []
     for keyword in keywords:
-        kw_words = keyword_words(keyword)
+        kw_words = word_list(keyword)
         (present if kw_words and all(w in title_words for w in kw_words) else missing).append(keyword)
     return Coverage(tuple(present), tuple(missing))
 
@@ -114,11 +115,6 @@ def ngrams(tokens: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:
     return zip(*(tokens[i:] for i in range(n)))
 
 
-def title_tokens(title: str) -> list[str]:
-    """The tokens distinct-n counts: lower-cased runs of word characters, in order."""
-    return _WORD.findall(title.lower())
-
-
 class DistinctCounter:
     """distinct-n (Li et al., 2016): distinct n-grams / all n-grams over a set of titles."""
 
@@ -128,7 +124,7 @@ class DistinctCounter:
         self.seen: set[tuple[str, ...]] = set()
 
     def add(self, title: str) -> None:
-        grams = list(ngrams(title_tokens(title), self.n))
+        grams = list(ngrams(word_list(title), self.n))
         self.total += len(grams)
         self.seen.update(grams)
 

@@ -230,6 +230,23 @@ def write_initial_checkpoint(model_path: Path, seed: int) -> None:
             saver.save(sess, str(model_path / "model.ckpt"))
 
 
+def session_config(tf, threads: int = 0, bf16: bool = False, layout_optimizer: bool = True):
+    """TensorFlow session options for this project's graphs: GPU memory taken as needed, `threads`
+    intra/inter-op threads (0: TensorFlow's default), oneDNN bfloat16 mixed precision when `bf16`;
+    `layout_optimizer` False as gpt-2-simple's own training session has it."""
+    from tensorflow.core.protobuf import rewriter_config_pb2 as rewriter
+
+    config = tf.compat.v1.ConfigProto()
+    config.gpu_options.allow_growth = True
+    if not layout_optimizer:
+        config.graph_options.rewrite_options.layout_optimizer = rewriter.RewriterConfig.OFF
+    if bf16:
+        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter.RewriterConfig.ON
+    if threads > 0:
+        config.intra_op_parallelism_threads = config.inter_op_parallelism_threads = threads
+    return config
+
+
 def load_hparams(model_path: Path):
     """gpt-2-simple's HParams from `model_path/hparams.json`."""
     from gpt_2_simple.src import model as gpt_model

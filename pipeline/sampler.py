@@ -132,7 +132,7 @@ class Sampler:
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
-        from pipeline.model import load_hparams
+        from pipeline.model import load_hparams, session_config
 
         self.model_path = Path(model_path)
         ckpt = tf.train.latest_checkpoint(str(self.model_path))
@@ -147,12 +147,7 @@ class Sampler:
             self._build(tf, settings)
             saver = tf.compat.v1.train.Saver(var_list=[v for v in tf.compat.v1.global_variables()
                                                        if v.name.startswith("model/")])
-            config = tf.compat.v1.ConfigProto()
-            config.gpu_options.allow_growth = True
-            if threads > 0:
-                config.intra_op_parallelism_threads = threads
-                config.inter_op_parallelism_threads = threads
-            self.sess = tf.compat.v1.Session(graph=self.graph, config=config)
+            self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf, threads))
             saver.restore(self.sess, ckpt)
         self.graph.finalize()  # a later accidental op would rebuild per batch; fail loudly instead
 

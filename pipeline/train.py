@@ -21,7 +21,7 @@ from typing import Literal
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json
-from pipeline.model import SOURCE_FILE, BaseModel, ModelConfig, prepare_base_model
+from pipeline.model import SOURCE_FILE, BaseModel, ModelConfig, prepare_base_model, session_config
 from pipeline.paths import RunPaths
 from pipeline.train_log import LossCapture, dataset_tokens, read_counter
 
@@ -103,20 +103,6 @@ def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
     write_json(record, identity)
 
 
-def _session(tf, t: TrainConfig):
-    """A session configured as gpt-2-simple's start_tf_sess does, plus the bfloat16 option."""
-    from tensorflow.core.protobuf import rewriter_config_pb2 as rewriter
-
-    config = tf.compat.v1.ConfigProto()
-    config.gpu_options.allow_growth = True
-    config.graph_options.rewrite_options.layout_optimizer = rewriter.RewriterConfig.OFF
-    if t.onednn_bf16:
-        config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter.RewriterConfig.ON
-    if t.threads:
-        config.intra_op_parallelism_threads = config.inter_op_parallelism_threads = t.threads
-    return tf.compat.v1.Session(config=config)
-
-
 def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
               capture: LossCapture) -> None:
     """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session."""
@@ -132,7 +118,8 @@ def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpo
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed + done_before)
-        sess = _session(tf, t)
+        # Configured as gpt-2-simple's start_tf_sess does, plus threads and the bfloat16 option.
+        sess = tf.compat.v1.Session(config=session_config(tf, t.threads, t.onednn_bf16, layout_optimizer=False))
         # finetune writes its samples/ folder into the working directory; keep it in the run.
         with contextlib.chdir(checkpoint_dir), contextlib.redirect_stdout(capture):
             gpt2.finetune(
