@@ -28,6 +28,7 @@ from pipeline.guidance import GuidanceConfig
 from pipeline.model import ModelConfig
 from pipeline.paths import RunPaths
 from pipeline.report import ReportConfig
+from pipeline.serve import ServeConfig
 from pipeline.train import TrainConfig
 
 
@@ -46,6 +47,7 @@ class Config:
     guidance: GuidanceConfig = field(default_factory=GuidanceConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
 
     @property
     def paths(self) -> RunPaths:
