@@ -21,7 +21,7 @@ import yaml
 
 from pipeline.decode import DecodeConfig
 from pipeline.encode import EncodeConfig
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, yaml_error
 from pipeline.export_config import ExportConfig
 from pipeline.generate import GenerateConfig
 from pipeline.guidance import GuidanceConfig
@@ -147,7 +147,10 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{dotted}: {k} is not a section")
-        node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        try:
+            node[keys[-1]] = yaml.safe_load(raw) if raw.strip() else None
+        except yaml.YAMLError as exc:
+            raise ConfigError(yaml_error(f"override {item!r}", exc)) from None
     return data
 
 
@@ -156,7 +159,12 @@ def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text (at byte offset {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(yaml_error(path, exc)) from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of sections at the top level")
     if "name" in data:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from pipeline.errors import InputError
+from pipeline.errors import InputError, yaml_error
 from pipeline.format import build_prefix, normalise_category, normalise_keyword
 
 
@@ -67,7 +67,12 @@ def make_prompt(category: object, keywords: object, count: object, where: str) -
 def _yaml_rows(path: Path) -> list[dict]:
     import yaml
 
-    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"{path}: not UTF-8 text (at byte offset {exc.start})") from None
+    except yaml.YAMLError as exc:
+        raise InputError(yaml_error(path, exc)) from None
     if isinstance(data, dict) and set(data) == {"prompts"}:
         data = data["prompts"]
     if not isinstance(data, list):

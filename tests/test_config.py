@@ -53,3 +53,35 @@ def test_stage_slices_change_only_with_their_sections(tmp_path):
     after = {p.name: p.stat().st_mtime_ns for p in slices.glob("*.json")}
     changed = {name for name in before if before[name] != after[name]}
     assert changed == {"encode.json"}
+
+
+BAD_CONFIGS = __import__("pathlib").Path(__file__).parent / "bad_input" / "configs"
+
+
+@pytest.mark.parametrize("name, message", [
+    ("unclosed_list.yaml", "unclosed_list.yaml: line 4 column 10: expected ',' or ']', but got ':' "
+                           "(while parsing a flow sequence)"),
+    ("tab_indent.yaml", "tab_indent.yaml: line 2 column 1: found character '\\t' that cannot start any token "
+                        "(while scanning for the next token)"),
+])
+def test_a_broken_config_file_is_a_one_line_error_with_its_position(name, message, capsys):
+    from pipeline import stages
+
+    assert stages.main(["encode", "--config", str(BAD_CONFIGS / name)]) == 2
+    err = capsys.readouterr().err
+    assert err == f"encode: error: {BAD_CONFIGS / message}\n"
+
+
+def test_a_broken_override_is_a_one_line_error(capsys):
+    from pipeline import stages
+
+    assert stages.main(["generate", "--config", "configs/default.yaml", "generate.categories=[a"]) == 2
+    assert capsys.readouterr().err == ("generate: error: override 'generate.categories=[a': line 1 column 3: "
+                                       "expected ',' or ']', but got '<stream end>' (while parsing a flow sequence)\n")
+
+
+def test_a_config_that_is_not_utf8_is_named(tmp_path):
+    path = tmp_path / "latin.yaml"
+    path.write_bytes(b"seed: 1\n# caf\xe9\n")
+    with pytest.raises(ConfigError, match=r"latin\.yaml: not UTF-8 text \(at byte offset 13\)"):
+        load_config(path)
