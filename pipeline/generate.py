@@ -19,7 +19,9 @@ per generated token, as a fluency measure.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import json
 import sys
 import time
 from collections import defaultdict
@@ -34,6 +36,7 @@ from pipeline.paths import RunPaths
 from pipeline.prompts import Prompt, load_prompts
 from pipeline.sampler import SamplingSettings
 from pipeline.sampling import SamplingLoop
+from pipeline.train_log import TRAINED_CATEGORIES
 
 # Names of a batch's pass (Batch.guided) in the stats.
 _PASS_NAMES = {None: "plain", True: "guided", False: "unguided"}
@@ -116,6 +119,42 @@ def plan_job(loop: SamplingLoop, prompts: list[Prompt], g: GenerateConfig, guida
     return batches, total
 
 
+# A job with more samples than this is announced with its estimated time before it starts.
+LARGE_JOB = 10_000
+
+
+def warn_job(prompts: list[Prompt], total: int, done: int, checkpoint: Path, stats_path: Path) -> list[str]:
+    """Print (to stderr) and return the warnings about a job before it starts.
+
+    total/done: samples planned and already made. A job over LARGE_JOB samples is announced with
+    its count and an estimated time, at the pace of this run's last generate job (`stats_path`)
+    when there was one. Prompt categories missing from the model's training text (the
+    `categories.json` train writes beside the checkpoint) are named: the model never saw them.
+    """
+    warnings = []
+    todo = total - done
+    if todo > LARGE_JOB:
+        pace = None
+        if stats_path.is_file():
+            with contextlib.suppress(ValueError, AttributeError):
+                pace = json.loads(stats_path.read_text(encoding="utf-8")).get("samples_per_s")
+        estimate = (f"about {todo / pace / 3600:.1f} h at the last job's {pace:g} samples/s"
+                    if isinstance(pace, (int, float)) and pace > 0 else "time unknown until the first batches")
+        warnings.append(f"{todo:,} samples to make ({total:,} planned, {done:,} already made, guided and unguided "
+                        f"passes included); {estimate}")
+    trained_file = checkpoint / TRAINED_CATEGORIES
+    if trained_file.is_file():
+        trained = set(json.loads(trained_file.read_text(encoding="utf-8")))
+        unseen = sorted({p.category for p in prompts if p.category is not None} - trained)
+        if unseen:
+            names = ", ".join(unseen[:10]) + (f" and {len(unseen) - 10} more" if len(unseen) > 10 else "")
+            warnings.append(f"{len(unseen)} prompt categor{'y is' if len(unseen) == 1 else 'ies are'} not in the "
+                            f"training text, so the model never saw {'it' if len(unseen) == 1 else 'them'}: {names}")
+    for line in warnings:
+        print(f"generate: warning: {line}", file=sys.stderr)
+    return warnings
+
+
 def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint: Path, out_path: Path,
              stats_path: Path) -> dict:
     """Generate every planned sample from the model in `checkpoint` into JSON Lines `out_path`.
@@ -132,6 +171,7 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
         identity = {"seed": seed, "generate": dataclasses.asdict(g), "guidance": dataclasses.asdict(guidance)}
         job = JobFile(out_path, job_fingerprint(identity, prompts, checkpoint))
         done = job.open()
+        warn_job(prompts, total, len(done), checkpoint, stats_path)
         steps_run = steps_max = finished = made = 0
         # Per pass (guided / unguided / plain): samples, finished titles and seconds made this run.
         passes: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])

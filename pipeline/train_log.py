@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TextIO
 
 from pipeline.errors import InputError
+from pipeline.format import START_TOKEN, marker
 from pipeline.io import atomic_path, write_json, write_text
 
 # finetune prints "[<step> | <seconds since the loop started>] loss=<x> avg=<y>".
@@ -25,6 +26,10 @@ _ADVICE = "For larger models, the recommended finetune() parameters are:"
 # How many documents are checked against gpt-2-simple's own encoder before trusting the fast one.
 _CHECK_LINES = 300
 _LOG_HEADER = "step,seconds,loss,avg\n"
+# Written beside the tokenised dataset: the categories of the training text, so generate can
+# warn about a prompt category the model never saw.
+TRAINED_CATEGORIES = "categories.json"
+_CATEGORY = re.compile("^" + re.escape(START_TOKEN + marker("category")) + r"([^~\n]*)", re.MULTILINE)
 
 
 def read_counter(ckpt_path: Path) -> int:
@@ -85,13 +90,15 @@ def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
     gpt-2-simple's pure-Python encoder is slow on large files; the Rust `tokenizers` BPE reads
     the same encoder.json / vocab.bpe and gives the same ids, which is checked on the first
     documents (falling back to gpt-2-simple's encoder if they ever differ). gpt-2-simple's
-    finetune loads `.npz` files as already-encoded token chunks.
+    finetune loads `.npz` files as already-encoded token chunks. The training text's categories
+    go to `TRAINED_CATEGORIES` (a sorted JSON list) beside `out_npz`.
     """
     import numpy as np
     from gpt_2_simple.src import encoder
     from tokenizers import ByteLevelBPETokenizer
 
     text = encoded.read_text(encoding="utf-8")
+    write_json(out_npz.parent / TRAINED_CATEGORIES, sorted(set(_CATEGORY.findall(text))))
     reference = encoder.get_encoder(str(model_path))
     fast = ByteLevelBPETokenizer(str(model_path / "encoder.json"), str(model_path / "vocab.bpe"),
                                  add_prefix_space=False)
