@@ -1,5 +1,7 @@
-"""Shared fixtures: one spaCy pipeline, one local Ray instance and one tiny trained GPT-2 per test session."""
+"""Shared fixtures: one spaCy pipeline, one local Ray instance and one tiny trained GPT-2 per test session,
+and the helpers the tests of that model share."""
 import dataclasses
+import json
 import os
 
 import pytest
@@ -56,3 +58,38 @@ def trained(tmp_path_factory):
     finally:
         os.chdir(cwd)
     return dataclasses.replace(cfg, data_dir=str(root / "data")), record
+
+
+# Helpers the tests of the trained model share (import them from tests.conftest).
+def checkpoint(cfg):
+    """The trained model folder of `cfg`'s run."""
+    return cfg.paths.checkpoint
+
+
+def train_run(cfg):
+    """Train `cfg`'s run (resuming what is there); returns the train.done record."""
+    from pipeline.train import train
+
+    p = cfg.paths
+    return train(cfg.model, cfg.train, cfg.seed, p.encoded, p.checkpoint_dir, p.train_done, p.scratch_model)
+
+
+def generate_to(cfg, checkpoint, out):
+    """Run the generate job of `cfg` from `checkpoint` into `out` (stats beside it); returns the stats."""
+    from pipeline.generate import generate
+
+    return generate(cfg.generate, cfg.guidance, cfg.seed, checkpoint, out, out.with_name("generate_stats.json"))
+
+
+def with_generate(cfg, **kw):
+    """`cfg` with a small cross-product generate job (two categories x two keyword sets), `kw` overriding."""
+    from pipeline.generate import GenerateConfig
+
+    base = dict(prompts_file=None, categories=("aww", "science"), keyword_sets=(("dog", "Big Bird"), ("coffee",)),
+                count=3, length=60, batch_size=4, temperature=0.8)
+    return dataclasses.replace(cfg, generate=GenerateConfig(**{**base, **kw}))
+
+
+def read_jsonl(path):
+    """The records of a JSON Lines file."""
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]

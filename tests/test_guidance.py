@@ -16,7 +16,7 @@ from pipeline.format import build_prefix
 from pipeline.guidance import GuidanceConfig, KeywordGuidance, spellings
 from pipeline.measures import coverage, words
 from pipeline.sampler import Sampler, SamplingSettings
-from tests.test_train_generate import checkpoint, generate_to, read_jsonl, with_generate
+from tests.conftest import checkpoint, generate_to, read_jsonl, with_generate
 
 UNSEEN = (("banana",), ("moon", "dog"))
 
