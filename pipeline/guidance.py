@@ -10,7 +10,7 @@ Each step, while a keyword is owed and fewer than `budget` tokens were generated
   * forbids the tokens that would close the title (end marker, section marker);
 and once every keyword is written adds `end_bias` to the end marker's tokens. With strength 0
 the logits are left exactly as they are, so the output equals the unguided sampler's.
-See README, "Keyword guidance", for the reasons behind each rule.
+See docs/decisions.md, "Keyword guidance", for the reasons behind each rule.
 """
 from __future__ import annotations
 
