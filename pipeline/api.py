@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import normalise_category, normalise_keyword
 from pipeline.serve import Batcher, QueueFull, ServeConfig
-from pipeline.titles import MAX_SEED, TitleGenerator
+from pipeline.titles import MAX_SEED, MIN_TEMPERATURE, TitleGenerator
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -70,7 +70,7 @@ def request_model(s: ServeConfig) -> type[BaseModel]:
         n=(int, Field(default=4, ge=1, le=s.max_n)),
         seed=(Optional[int], Field(default=None, ge=0, le=MAX_SEED, description="same seed, same titles")),
         guidance=(bool, Field(default=True, description="keyword guidance (when the run has it)")),
-        temperature=(Optional[float], Field(default=None, gt=0, le=s.max_temperature,
+        temperature=(Optional[float], Field(default=None, ge=MIN_TEMPERATURE, le=s.max_temperature,
                                             description="default: the run's generate.temperature")),
     )
 
@@ -115,6 +115,7 @@ def create_app(gen: TitleGenerator, s: ServeConfig) -> FastAPI:
     app = FastAPI(title="keyword-titles", summary="Reddit titles for a subreddit and keywords, on demand",
                   lifespan=lifespan)
     app.state.batcher, app.state.generator = batcher, gen
+    gen.categories  # read the training text now, not inside the first request's event-loop turn
     app.add_middleware(BodyLimit, limit=s.max_body_bytes)
     Request = request_model(s)
 

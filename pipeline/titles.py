@@ -44,6 +44,8 @@ if TYPE_CHECKING:
 
 # Seeds the user may give: the sampler feeds them as int32.
 MAX_SEED = 2**31 - 1
+# Below this the logits scale (config temperature / requested) gets large enough to overflow float32.
+MIN_TEMPERATURE = 0.05
 
 
 @dataclass(frozen=True)
@@ -199,8 +201,8 @@ class TitleGenerator:
         prompt = make_prompt(category, list(keywords) if not isinstance(keywords, str) else keywords, n, "request")
         if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
             raise InputError(f"request: seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-        if temperature is not None and not temperature > 0:
-            raise InputError(f"request: temperature must be positive, got {temperature!r}")
+        if temperature is not None and not temperature >= MIN_TEMPERATURE:
+            raise InputError(f"request: temperature must be at least {MIN_TEMPERATURE}, got {temperature!r}")
         return TitleRequest(prompt, seed, guided, temperature)
 
     def titles(self, category: str | None, keywords: Sequence[str] | str = (), n: int = 5, seed: int | None = None,

@@ -85,7 +85,7 @@ def test_unknown_category_warning_names_the_closest(gen):
 
 def test_bad_requests_raise_input_errors(gen):
     for kwargs, text in (({"n": 0}, "count must be a positive"), ({"seed": -1}, "seed must be"),
-                         ({"temperature": 0.0}, "temperature must be positive")):
+                         ({"temperature": 0.01}, "temperature must be at least 0.05")):
         with pytest.raises(InputError, match=text):
             gen.request("aww", ["dog"], **{"n": 2, **kwargs})
     with pytest.raises(InputError, match="normalises to nothing"):
