@@ -165,3 +165,45 @@ def test_a_local_ray_starts_even_when_another_cluster_is_announced(tmp_path):
                           cwd=os.path.dirname(os.path.dirname(__file__)))
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split() == ["1.0"]
+
+
+def test_a_token_cluster_without_its_token_is_a_one_line_error_saying_what_to_set(tmp_path):
+    import os
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    # A short temp folder: Ray's socket paths must stay under the Unix limit.
+    temp = tempfile.mkdtemp(prefix="rt", dir="/tmp")
+    head_env = {**os.environ, "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": "k" * 32}
+    head = subprocess.Popen(
+        [os.path.join(os.path.dirname(sys.executable), "ray"), "start", "--head", "--block", f"--port={port}",
+         "--num-cpus=1", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
+        env=head_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+            assert head.poll() is None and time.monotonic() < deadline, "the Ray head did not start"
+            time.sleep(0.2)
+        (tmp_path / "c.yaml").write_text(f"encode: {{input: {BAD_INPUT / 'short_rows.csv'}, workers: 1, "
+                                         f"ray_address: '127.0.0.1:{port}'}}\n")
+        done = subprocess.run([sys.executable, "keyword_encode.py", "--config", str(tmp_path / "c.yaml")],
+                              env={**os.environ, "RAY_AUTH_MODE": "disabled"}, cwd=root, capture_output=True,
+                              text=True, timeout=180)
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+        shutil.rmtree(temp, ignore_errors=True)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"encode: error: encode.ray_address: cannot connect to the Ray cluster at 127.0.0.1:{port} (")
+    assert last.endswith("set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH) to its token in the "
+                         "environment; ray_address: null runs a local Ray")
