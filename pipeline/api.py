@@ -143,7 +143,10 @@ def create_app(gen: TitleGenerator, s: ServeConfig) -> FastAPI:
             return refuse(422, None, str(exc))
         except QueueFull as exc:
             return refuse(503, None, f"the server is busy ({exc}; serve.queue_size); try again shortly")
-        records = await asyncio.wrap_future(future)
+        try:
+            records = await asyncio.wrap_future(future)
+        except Exception as exc:  # the model failed on this batch; the worker goes on with the next
+            return refuse(500, None, f"generation failed: {type(exc).__name__}: {exc}")
         return TitlesOut(category=req.prompt.category, keywords=list(req.prompt.keywords), seed=req.seed,
                          guided=req.guided and gen.loop.guided, temperature=req.temperature or gen.temperature,
                          warning=gen.category_warning(req.prompt.category),
