@@ -101,3 +101,10 @@ serve: $(STAMP)  ## HTTP API + web page on 127.0.0.1 (port from the config's ser
 
 bench-serve: $(STAMP)  ## title server load test: 8 concurrent clients vs one at a time, latency, RSS
 	$(PY) -m bench.serve --config $(CONFIG) $(OVERRIDES)
+
+# Judging a model on held-out titles (docs/quality.md): split the encode input by a hash of the
+# title, encode and train on the rest in data/runs/<run>-eval/, prompt with the held-out titles,
+# generate guided and unguided, compare. Fresh stages are skipped (pipeline.evaluate).
+.PHONY: eval
+eval: $(STAMP)  ## evaluate the config's model on held-out titles -> data/runs/<run>-eval/eval.md
+	$(PY) -m pipeline.evaluate --config $(CONFIG) $(OVERRIDES)

@@ -22,6 +22,7 @@ import yaml
 from pipeline.decode import DecodeConfig
 from pipeline.encode import EncodeConfig
 from pipeline.errors import ConfigError, yaml_error
+from pipeline.eval_config import EvaluateConfig
 from pipeline.export_config import ExportConfig
 from pipeline.generate import GenerateConfig
 from pipeline.guidance import GuidanceConfig
@@ -48,6 +49,7 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     serve: ServeConfig = field(default_factory=ServeConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
 
     @property
     def paths(self) -> RunPaths:

@@ -74,6 +74,30 @@ class RunPaths:
     def report_png(self) -> Path:
         return self.run_dir / "report.png"
 
+    # `make eval` (pipeline.evaluate) writes these in its own run folder (data/runs/<config>-eval/).
+    @property
+    def eval_train_csv(self) -> Path:
+        """The encode input's rows kept for training."""
+        return self.run_dir / "eval_train.csv"
+
+    @property
+    def eval_test_csv(self) -> Path:
+        """The encode input's held-out rows."""
+        return self.run_dir / "eval_test.csv"
+
+    @property
+    def eval_prompts(self) -> Path:
+        """Prompts made from held-out titles (category + keywords the encoder extracts)."""
+        return self.run_dir / "eval_prompts.yaml"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.run_dir / "eval.json"
+
+    @property
+    def eval_md(self) -> Path:
+        return self.run_dir / "eval.md"
+
     @property
     def section_dir(self) -> Path:
         """One JSON per stage's config slice, rewritten only when that slice changes (make prerequisites)."""

@@ -6,7 +6,10 @@ Every number is computed from the files decode wrote: decoded.csv (one row per
 distinct title with its measures) and decode_stats.json (samples read, dropped,
 and samples/valid per group). The same measures are computed overall and for
 every value of each group column (category, number of requested keywords, and
-`guided` when the generator wrote it), so two groups can be compared side by side.
+`guided` when the generator wrote it), so two groups can be compared side by side. With the
+training text at hand, realism measures (pipeline.realism: length against the training titles,
+out-of-vocabulary words, near-copies, repeated words) are added, guided and unguided side by
+side, overall and per category.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pipeline.errors import ConfigError, InputError
 from pipeline.io import write_json, write_text
 from pipeline.measures import DistinctCounter
 from pipeline.paths import RunPaths
+from pipeline.realism import Reference, realism_by_group, realism_markdown
 
 _FIELD_LIMIT = 2**31 - 1
 # CSV columns the measures are broken down by, when the CSV has them.
@@ -227,27 +231,45 @@ def _filter_lines(kf: dict) -> list[str]:
     return lines + [""]
 
 
+def realism_report(decoded_csv: Path, rejected_csv: Path, stats: dict, encoded: Path) -> dict:
+    """pipeline.realism's measures of the decoded titles (and the filter's rejects, as build_report
+    counts them) against the training titles of `encoded`, grouped by `guided` when present."""
+    paths = [decoded_csv] + ([rejected_csv] if "keyword_filter" in stats else [])
+    header, rows = _csv_rows(paths)
+    has_guided = "guided" in header
+    return realism_by_group(((r["category"], r["guided"] if has_guided else None, r["title"]) for r in rows),
+                            Reference.from_encoded(encoded))
+
+
 def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_csv: Path, stats_path: Path,
-                 json_path: Path, markdown_path: Path, plot_path: Path) -> dict:
-    """Build the report of `decoded_csv` (+ `rejected_csv` when decode filtered) and `stats_path`;
-    write its JSON, Markdown and PNG and return it."""
+                 json_path: Path, markdown_path: Path, plot_path: Path, encoded: Path | None = None) -> dict:
+    """Build the report of `decoded_csv` (+ `rejected_csv` when decode filtered) and `stats_path`
+    (+ realism against the training text `encoded`, when it exists); write its JSON, Markdown and
+    PNG and return it."""
     from pipeline.report_plot import plot_report
 
     if not stats_path.is_file():
         raise InputError(f"decode stats {stats_path} do not exist; run `make decode` first")
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
     report = {"run": run_name, **build_report(decoded_csv, rejected_csv, stats)}
+    text = markdown(report, run_name, rcfg.top_categories)
+    if encoded is not None and encoded.is_file():
+        report["realism"] = realism_report(decoded_csv, rejected_csv, stats, encoded)
+        text += "\n".join(["## Do they read like real titles?", "",
+                           *realism_markdown(report["realism"], "the training titles (of the same category, "
+                                             "per category)", rcfg.top_categories)])
     plot_report(report, rcfg.top_categories, plot_path)
-    write_text(markdown_path, markdown(report, run_name, rcfg.top_categories) + "\n")
+    write_text(markdown_path, text + "\n")
     write_json(json_path, report)
     return report
 
 
 def run(rcfg: ReportConfig, seed: int, paths: RunPaths) -> str:
-    """The stage: `paths.decoded` (+ `paths.decoded_rejected`) and `paths.decode_stats` -> `paths.report_json`,
-    `paths.report_md` and `paths.report_png`. Returns the Markdown summary and where the files are."""
+    """The stage: `paths.decoded` (+ `paths.decoded_rejected`), `paths.decode_stats` and the training text
+    `paths.encoded` -> `paths.report_json`, `paths.report_md` and `paths.report_png`. Returns the Markdown
+    summary and where the files are."""
     write_report(rcfg, paths.run_dir.name, paths.decoded, paths.decoded_rejected, paths.decode_stats,
-                 paths.report_json, paths.report_md, paths.report_png)
+                 paths.report_json, paths.report_md, paths.report_png, paths.encoded)
     return (paths.report_md.read_text(encoding="utf-8")
             + f"\nreport: {paths.report_json}, {paths.report_md}, {paths.report_png}")
 

@@ -1,5 +1,5 @@
 """The report's picture: keyword coverage with guidance on and off (when compared), by number of
-requested keywords and by category."""
+requested keywords and by category, and title lengths against the training titles (with realism)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -29,6 +29,21 @@ def _bars(ax, labels: list[str], series: dict[str, list[float | None]], horizont
         ax.set_ylabel("% of distinct titles")
 
 
+def _length_panel(ax, realism: dict) -> None:
+    """Title length histograms (share of titles per length in words): the reference titles and each group."""
+    curves = {"training titles": realism["reference_histogram"]}
+    curves.update({_GUIDED.get(g, g): m["length_histogram"] for g, m in realism["overall"].items()})
+    for name, hist in curves.items():
+        hist = {int(k): v for k, v in hist.items()}
+        total = sum(hist.values()) or 1
+        xs = range(0, max(hist, default=0) + 2)
+        ax.step(list(xs), [100 * hist.get(x, 0) / total for x in xs], where="mid", label=name)
+    ax.set_title("Title length", fontsize="medium")
+    ax.set_xlabel("words")
+    ax.set_ylabel("% of titles")
+    ax.legend(fontsize="small")
+
+
 def plot_report(report: dict, top: int, path: Path) -> None:
     """Write a PNG of the report's coverage breakdowns to `path` (atomically); `top` categories at most."""
     import matplotlib
@@ -44,7 +59,11 @@ def plot_report(report: dict, top: int, path: Path) -> None:
         # The other panels mix guided and unguided titles; this one tells them apart.
         by_guided = {_GUIDED.get(k, k): v for k, v in report["by_guided"].items()}
         panels.insert(0, (by_guided, False, "Keyword guidance on and off", None))
-    fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), max(4.0, 0.3 * len(by_cat) + 1.5)))
+    realism = report.get("realism")
+    fig, axes = plt.subplots(1, len(panels) + bool(realism),
+                             figsize=(6 * (len(panels) + bool(realism)), max(4.0, 0.3 * len(by_cat) + 1.5)))
+    if realism:
+        _length_panel(axes[-1], realism)
     for ax, (by, horizontal, title, xlabel) in zip(axes, panels):
         ax.set_title(title, fontsize="medium")
         if not by:
