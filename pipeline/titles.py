@@ -107,8 +107,8 @@ class _TemperatureHook:
             logits, state = self.inner.step(logits, state, tokens, done)
         return logits * self._scale_in, state
 
-    def feed(self, keyword_lists, strength=None) -> dict:
-        feed = self.inner.feed(keyword_lists, strength) if self.inner is not None else {}
+    def feed(self, keyword_lists, strength=None, **more) -> dict:
+        feed = self.inner.feed(keyword_lists, strength, **more) if self.inner is not None else {}
         feed[self._scale_in] = float(self.scale)
         return feed
 
