@@ -32,7 +32,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.format import END_TOKEN  # noqa: E402
-from pipeline.generate import batch_records, plan_job  # noqa: E402
+from pipeline.generate import plan_job  # noqa: E402
+from pipeline.jobfile import batch_records  # noqa: E402
 from pipeline.guidance import GuidanceConfig  # noqa: E402
 from pipeline.prompts import Prompt, load_prompts  # noqa: E402
 from pipeline.sampling import SamplingLoop  # noqa: E402

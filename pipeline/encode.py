@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Literal, NamedTuple
 
+from pipeline import actor_pool
 from pipeline.errors import ConfigError
 from pipeline.format import Document, build_document, clean_text, normalise_category, normalise_keyword
 from pipeline.io import atomic_path, write_json
@@ -131,71 +132,17 @@ def _batches(path: Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[
 
 
 def start_ray(ecfg: EncodeConfig) -> None:
-    """Connect to `ray_address` when set, else start a private local Ray sized to `workers` (once per process).
-
-    Raises ConfigError (one line, naming the key and what to set) when the cluster cannot be reached.
-    """
-    import ray
-
-    if not ray.is_initialized():
-        _init_ray(ecfg)
-    cpus = ray.cluster_resources().get("CPU", 0)
-    if cpus < ecfg.workers:
-        raise ConfigError(f"workers: {ecfg.workers} workers asked for but the Ray cluster has {cpus:g} CPUs")
-
-
-def _init_ray(ecfg: EncodeConfig) -> None:
-    import ray
-
-    root = str(Path(__file__).resolve().parent.parent)
-    if ecfg.ray_address:
-        # A remote cluster needs our code shipped to it; a local one imports it from this checkout.
-        try:
-            ray.init(address=ecfg.ray_address, log_to_driver=False,
-                     runtime_env={"working_dir": root, "excludes": [".venv", "data", ".git"]})
-        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
-            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-            raise ConfigError(
-                f"ray_address: cannot connect to the Ray cluster at {ecfg.ray_address} ({reason}); check the "
-                "address, and for a cluster with token authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
-                "(or RAY_AUTH_TOKEN_PATH) to its token in the environment; ray_address: null runs a local Ray"
-            ) from None
-    else:
-        # address="local" always starts a new Ray: without it ray.init joins a cluster found through
-        # RAY_ADDRESS or a (possibly stale) ray_current_cluster file, and then refuses num_cpus.
-        ray.init(address="local", num_cpus=ecfg.workers, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {"PYTHONPATH": root}})
+    """Start (or join) Ray for `ecfg.workers` actors (pipeline.actor_pool.start_ray; ConfigError when it cannot)."""
+    actor_pool.start_ray(ecfg.workers, ecfg.ray_address, section="encode")
 
 
 def run_batches(ecfg: EncodeConfig, seed: int, batches: Iterator[list[Row]],
                 on_done: Callable[[int, BatchResult], None]) -> None:
-    """Encode `batches` on `workers` Ray actors, two batches in flight per actor; `on_done(batch_no, result)`."""
-    import ray
-
+    """Encode `batches` on `workers` Ray actors (pipeline.actor_pool); `on_done(batch_no, result)` in batch order."""
     start_ray(ecfg)
-    actor_cls = ray.remote(num_cpus=1)(EncodeWorker)
-    actors = [actor_cls.remote(ecfg, seed) for _ in range(ecfg.workers)]
-    pending: dict = {}
-    numbered = enumerate(batches)
-
-    def submit(actor) -> bool:
-        item = next(numbered, None)
-        if item is None:
-            return False
-        pending[actor.encode.remote(item[1])] = (item[0], actor)
-        return True
-
-    try:
-        for actor in actors * 2:
-            submit(actor)
-        while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            batch_no, actor = pending.pop(ref)
-            on_done(batch_no, ray.get(ref))
-            submit(actor)
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+    for batch_no, result in actor_pool.run_pool(actor_pool.ActorSpec(EncodeWorker, (ecfg, seed)), "encode",
+                                                ((b,) for b in batches), ecfg.workers, ordered=True):
+        on_done(batch_no, result)
 
 
 def encode(ecfg: EncodeConfig, seed: int, out_path: Path, stats_path: Path) -> dict:

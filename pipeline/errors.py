@@ -9,6 +9,10 @@ class InputError(ValueError):
     """An input file is missing or unusable (missing columns, unreadable, empty)."""
 
 
+class StageError(RuntimeError):
+    """A stage stopped part-way (e.g. a batch failed on every try); what it wrote is kept for a re-run."""
+
+
 def yaml_error(source: object, exc: Exception) -> str:
     """One line saying where YAML text from `source` (a file, an override) is broken and why.
 

@@ -27,17 +27,24 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.guidance import GuidanceConfig
 from pipeline.io import write_json
-from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches
+from pipeline.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches, sample_batch
 from pipeline.paths import RunPaths
 from pipeline.prompts import Prompt, load_prompts
 from pipeline.sampler import SamplingSettings
 from pipeline.sampling import SamplingLoop
 from pipeline.train_log import TRAINED_CATEGORIES
 
+if TYPE_CHECKING:
+    from pipeline.generate_pool import Planner
+
+# Keys that decide how the job runs, not what it samples: left out of the job's fingerprint, so
+# a job killed with one number of workers resumes with another.
+RUNTIME_KEYS = frozenset({"threads", "workers", "gpus", "ray_address"})
 # Names of a batch's pass (Batch.guided) in the stats.
 _PASS_NAMES = {None: "plain", True: "guided", False: "unguided"}
 
@@ -64,6 +71,9 @@ class GenerateConfig:
     batch_size: int = 16
     seed: int | None = None
     threads: int = 0
+    workers: int = 1
+    gpus: float = 0.0
+    ray_address: str | None = None
 
     def __post_init__(self) -> None:
         if self.prompts_file and (self.categories or self.keyword_sets):
@@ -82,6 +92,10 @@ class GenerateConfig:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
         if self.threads < 0:
             raise ConfigError(f"threads: must be 0 (TensorFlow's default) or more, got {self.threads}")
+        if self.workers < 1:
+            raise ConfigError(f"workers: must be at least 1, got {self.workers}")
+        if self.gpus < 0:
+            raise ConfigError(f"gpus: must be 0 (CPU) or more, got {self.gpus}")
 
 
     @property
@@ -90,27 +104,12 @@ class GenerateConfig:
         return SamplingSettings(temperature=self.temperature, top_k=self.top_k, top_p=self.top_p)
 
 
-def batch_records(loop: SamplingLoop, batch: Batch, prompts: list[Prompt]) -> tuple[list[dict], int]:
-    """Sample one planned batch; returns its records (the generated file's schema) and the loop's steps.
-
-    An unguided batch of a guided job (`batch.guided` False) runs through the hook with strength 0,
-    which leaves the logits untouched.
-    """
-    rows = [prompts[p] for p in batch.prompt_ids]
-    draws, steps = loop.draw(rows, batch.seed, guided=batch.guided is not False)
-    records = []
-    for index, prompt, draw in zip(batch.indices, rows, draws):
-        record = {"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
-                  "seed": batch.seed, "text": draw.text, "finished": draw.finished, "logprob": draw.logprob}
-        if batch.guided is not None:
-            record["guided"] = batch.guided
-        records.append(record)
-    return records, steps
-
-
-def plan_job(loop: SamplingLoop, prompts: list[Prompt], g: GenerateConfig, guidance: GuidanceConfig,
+def plan_job(loop: SamplingLoop | Planner, prompts: list[Prompt], g: GenerateConfig, guidance: GuidanceConfig,
              seed: int) -> tuple[list[Batch], int]:
-    """Every batch of the job, in order, and the number of samples (guided and unguided passes included)."""
+    """Every batch of the job, in order, and the number of samples (guided and unguided passes included).
+
+    loop: anything with `prompt_tokens(prompt)` and `guided` (a SamplingLoop, or generate_pool.Planner).
+    """
     batches = plan_batches(prompts, [loop.prompt_tokens(p) for p in prompts], g.batch_size, seed)
     total = sum(p.count for p in prompts)
     if loop.guided:
@@ -159,36 +158,37 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
              stats_path: Path) -> dict:
     """Generate every planned sample from the model in `checkpoint` into JSON Lines `out_path`.
 
-    checkpoint: gpt-2-simple's `checkpoint/<run_name>` folder. Returns the job's stats (also
-    written to `stats_path`).
+    checkpoint: gpt-2-simple's `checkpoint/<run_name>` folder. With `g.workers` 1 the batches are
+    sampled in this process; with more, on a pool of Ray actors (pipeline.generate_pool), with
+    the same result. Returns the job's stats (also written to `stats_path`).
     """
     from tqdm import tqdm
 
     prompts = load_prompts(g)
     started = time.time()
-    with SamplingLoop(checkpoint, g.sampling, g.length, guidance, threads=g.threads) as loop:
-        batches, total = plan_job(loop, prompts, g, guidance, seed)
-        identity = {"seed": seed, "generate": dataclasses.asdict(g), "guidance": dataclasses.asdict(guidance)}
+    with _sampling(g, guidance, checkpoint, prompts) as (planner, sample_all):
+        batches, total = plan_job(planner, prompts, g, guidance, seed)
+        identity = {"seed": seed, "generate": {k: v for k, v in dataclasses.asdict(g).items() if k not in RUNTIME_KEYS},
+                    "guidance": dataclasses.asdict(guidance)}
         job = JobFile(out_path, job_fingerprint(identity, prompts, checkpoint))
         done = job.open()
         warn_job(prompts, total, len(done), checkpoint, stats_path)
+        todo = [b for b in batches if not all(i in done for i in b.indices)]
         steps_run = steps_max = finished = made = 0
         # Per pass (guided / unguided / plain): samples, finished titles and seconds made this run.
         passes: dict[str, list[float]] = defaultdict(lambda: [0, 0, 0.0])
-        with tqdm(total=total, initial=len(done), unit="sample", desc="generate") as bar:
-            for batch in batches:
-                if all(i in done for i in batch.indices):
-                    continue
-                batch_start = time.perf_counter()
-                records, steps = batch_records(loop, batch, prompts)
-                records = [r for r in records if r["index"] not in done]
+        # closing: a pool's actors are killed as soon as the loop ends, an error included.
+        with tqdm(total=total, initial=len(done), unit="sample", desc="generate") as bar, \
+                contextlib.closing(sample_all(todo)) as outcomes:
+            for batch, outcome in outcomes:
+                records = [r for r in outcome.records if r["index"] not in done]
                 job.append(records)
                 tally = passes[_PASS_NAMES[batch.guided]]
                 tally[0] += len(records)
                 tally[1] += sum(r["finished"] for r in records)
-                tally[2] += time.perf_counter() - batch_start
-                steps_run += steps
-                steps_max += loop.max_new_tokens(loop.prompt_tokens(prompts[batch.prompt_ids[0]]))
+                tally[2] += outcome.seconds
+                steps_run += outcome.steps
+                steps_max += outcome.steps_max
                 finished += sum(r["finished"] for r in records)
                 made += len(records)
                 bar.update(len(records))
@@ -198,12 +198,29 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
     stats = {"samples": total, "made_this_run": made, "finished_this_run": finished,
              "resumed_from": total - made, "batches": len(batches), "loop_steps": steps_run,
              "loop_steps_without_early_stop": steps_max, "seconds": round(seconds, 2),
-             "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed,
+             "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed, "workers": g.workers,
              "passes": {name: {"samples": n, "finished": f, "sampling_seconds": round(s, 2),
                                "finished_titles_per_s": round(f / s, 2) if s else None}
                         for name, (n, f, s) in passes.items()}}
     write_json(stats_path, stats)
     return stats
+
+
+@contextlib.contextmanager
+def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, prompts: list[Prompt]):
+    """(planner, sample_all): what plans the job, and `sample_all(batches)` yielding (batch, BatchOutcome).
+
+    One worker: a SamplingLoop in this process is both. More: pipeline.generate_pool's actors sample
+    and a tokenizer in this process plans, so the driver never builds a TensorFlow graph.
+    """
+    if g.workers == 1:
+        with SamplingLoop(checkpoint, g.sampling, g.length, guidance, threads=g.threads) as loop:
+            yield loop, lambda todo: ((b, sample_batch(loop, b, prompts)) for b in todo)
+        return
+    from pipeline import generate_pool
+
+    yield generate_pool.Planner(checkpoint, guidance), lambda todo: generate_pool.sample_on_pool(
+        g, guidance, checkpoint, prompts, todo)
 
 
 def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths) -> str:

@@ -1,4 +1,4 @@
-"""The generate stage's job: its batch plan and its resumable output file.
+"""The generate stage's job: its batch plan, sampling one planned batch into records, and its resumable output file.
 
 Records go to `<out>.partial` as they are made; `<out>.partial.job` holds the job's
 fingerprint, so a re-run of the same job resumes and a changed job starts over.
@@ -9,16 +9,18 @@ import dataclasses
 import hashlib
 import json
 import os
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from pipeline.errors import InputError
 from pipeline.io import atomic_path, write_text
 
 if TYPE_CHECKING:
     from pipeline.prompts import Prompt
+    from pipeline.sampling import SamplingLoop
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,41 @@ def guidance_passes(batches: list[Batch], total: int, compare: bool) -> list[Bat
         if compare:
             out.append(dataclasses.replace(b, indices=tuple(i + total for i in b.indices), guided=False))
     return out
+
+
+def batch_records(loop: SamplingLoop, batch: Batch, prompts: list[Prompt]) -> tuple[list[dict], int]:
+    """Sample one planned batch; returns its records (the generated file's schema) and the loop's steps.
+
+    An unguided batch of a guided job (`batch.guided` False) runs through the hook with strength 0,
+    which leaves the logits untouched.
+    """
+    rows = [prompts[p] for p in batch.prompt_ids]
+    draws, steps = loop.draw(rows, batch.seed, guided=batch.guided is not False)
+    records = []
+    for index, prompt, draw in zip(batch.indices, rows, draws):
+        record = {"index": index, "category": prompt.category, "keywords": list(prompt.keywords),
+                  "seed": batch.seed, "text": draw.text, "finished": draw.finished, "logprob": draw.logprob}
+        if batch.guided is not None:
+            record["guided"] = batch.guided
+        records.append(record)
+    return records, steps
+
+
+class BatchOutcome(NamedTuple):
+    """One sampled batch: its records, loop steps run, steps allowed (no early stop) and sampling seconds."""
+
+    records: list[dict]
+    steps: int
+    steps_max: int
+    seconds: float
+
+
+def sample_batch(loop: SamplingLoop, batch: Batch, prompts: list[Prompt]) -> BatchOutcome:
+    """Sample one planned batch with `loop` (in this process or on an actor), timed."""
+    start = time.perf_counter()
+    records, steps = batch_records(loop, batch, prompts)
+    steps_max = loop.max_new_tokens(loop.prompt_tokens(prompts[batch.prompt_ids[0]]))
+    return BatchOutcome(records, steps, steps_max, time.perf_counter() - start)
 
 
 def job_fingerprint(settings: dict, prompts: list[Prompt], checkpoint: Path) -> str:

@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass
 
 from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError, InputError
+from pipeline.errors import ConfigError, InputError, StageError
 from pipeline.imports import ROOT, closure, module_file
 
 
@@ -162,7 +162,7 @@ def main(argv: list[str]) -> int:
             sys.stdout.write(make_deps(load_config(args.config, args.overrides)))
         else:
             print(run_stage(BY_NAME[args.stage], load_config(args.config, args.overrides)))
-    except (ConfigError, InputError) as exc:
+    except (ConfigError, InputError, StageError) as exc:
         print(f"{name}: error: {exc}", file=sys.stderr)
         return 2
     return 0

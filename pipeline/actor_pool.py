@@ -1,0 +1,193 @@
+"""A small pool of Ray actors shared by encode and generate: start Ray, deal numbered tasks, retry.
+
+    start_ray(workers=2, ray_address=None)       # a private local Ray, or join a cluster (code shipped)
+    for number, result in run_pool(ActorSpec(EncodeWorker, (ecfg, seed)), "encode", tasks, workers=2): ...
+
+Each actor is built once (it loads its model in `__init__`) and then runs task after task,
+`in_flight` at a time so it never waits for the driver. Tasks are numbered in the order the
+iterator gives them and results come back to the driver with their number, in that order
+when `ordered`, else as they arrive. An actor that dies (its process killed, its machine
+gone) is replaced by a new one and its unfinished tasks go back to the front of the queue;
+a task that fails `attempts` times stops the pool with PoolError, after every result that
+came back was handed over (when `ordered`, those before the first missing one). What the
+driver receives therefore depends only on the tasks, never on which actor ran them or how
+often one died. Large read-only inputs (a model's files) travel through Ray's object store
+(`ship_files`, `unpack_files`).
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import tempfile
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+from pipeline.errors import ConfigError, StageError
+
+# Tries per task before the pool gives up on it (a dying actor costs each of its tasks one try).
+ATTEMPTS = 3
+ROOT = str(Path(__file__).resolve().parent.parent)
+
+
+class PoolError(StageError):
+    """A task failed `attempts` times; the message names it and gives the last error's line."""
+
+
+@dataclass(frozen=True)
+class ActorSpec:
+    """How to build one actor: its class, constructor arguments and Ray resources per actor."""
+
+    cls: type
+    args: tuple = ()
+    num_cpus: float = 1
+    num_gpus: float = 0
+    kwargs: dict = field(default_factory=dict)
+
+
+def start_ray(workers: int, ray_address: str | None, gpus: float = 0, section: str = "encode") -> None:
+    """Connect to `ray_address` when set, else start a private local Ray sized to `workers` (once per process).
+
+    gpus: GPUs each worker needs. Raises ConfigError (one line, naming `section`'s keys) when the
+    cluster cannot be reached or has too few CPUs or GPUs for `workers` actors.
+    """
+    import ray
+
+    if not ray.is_initialized():
+        _init_ray(workers, ray_address, section)
+    resources = ray.cluster_resources()
+    if resources.get("CPU", 0) < workers:
+        raise ConfigError(f"{section}.workers: {workers} workers asked for but the Ray cluster has "
+                          f"{resources.get('CPU', 0):g} CPUs")
+    if gpus and resources.get("GPU", 0) < workers * gpus:
+        raise ConfigError(f"{section}.gpus: {workers} workers x {gpus:g} GPUs asked for but the Ray cluster has "
+                          f"{resources.get('GPU', 0):g} GPUs")
+
+
+def _init_ray(workers: int, ray_address: str | None, section: str) -> None:
+    import ray
+
+    if ray_address:
+        # A remote cluster needs our code shipped to it; a local one imports it from this checkout.
+        try:
+            ray.init(address=ray_address, log_to_driver=False,
+                     runtime_env={"working_dir": ROOT, "excludes": [".venv", "data", ".git"]})
+        except (ConnectionError, RuntimeError, ray.exceptions.RayError) as exc:
+            reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise ConfigError(
+                f"{section}.ray_address: cannot connect to the Ray cluster at {ray_address} ({reason}); check the "
+                "address, and for a cluster with token authentication set RAY_AUTH_MODE=token and RAY_AUTH_TOKEN "
+                "(or RAY_AUTH_TOKEN_PATH) to its token in the environment; ray_address: null runs a local Ray"
+            ) from None
+    else:
+        # address="local" always starts a new Ray: without it ray.init joins a cluster found through
+        # RAY_ADDRESS or a (possibly stale) ray_current_cluster file, and then refuses num_cpus.
+        # GPUs are left to Ray's own detection.
+        ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
+
+
+def ship_files(paths: Iterable[Path], written: dict[str, bytes] | None = None) -> Any:
+    """The files at `paths` (by base name) and `written` ({name: bytes}), put once into Ray's object store.
+
+    Returns the ObjectRef of (digest, {name: bytes}). An actor given it as a top-level argument
+    receives that pair (Ray moves it once per machine); `unpack_files` writes it out there.
+    """
+    import ray
+
+    files = {**{Path(p).name: Path(p).read_bytes() for p in paths}, **(written or {})}
+    digest = hashlib.sha256()
+    for name in sorted(files):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(files[name]).digest())
+    return ray.put((digest.hexdigest()[:16], files))
+
+
+def unpack_files(shipped: tuple[str, dict[str, bytes]], name: str) -> Path:
+    """The folder `<tmp>/keyword-titles-files/<digest>/<name>` holding the shipped files; returns it.
+
+    One copy per machine and content: every actor there reuses it (a later job with the same
+    files too), so restarted actors do not fill the disk. Written to a scratch folder and renamed,
+    so an actor killed while writing never leaves a partial copy for the next.
+    """
+    digest, files = shipped
+    home = Path(tempfile.gettempdir()) / "keyword-titles-files" / digest
+    folder = home / name
+    if not folder.is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(dir=home))
+        for file_name, data in files.items():
+            (scratch / file_name).write_bytes(data)
+        try:
+            scratch.rename(folder)
+        except OSError:  # another actor on this machine got there first
+            shutil.rmtree(scratch, ignore_errors=True)
+    return folder
+
+
+def error_line(exc: BaseException) -> str:
+    """The last non-empty line of an error's text (Ray's carry the remote traceback before it)."""
+    lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def run_pool(spec: ActorSpec, method: str, tasks: Iterable[tuple], workers: int, in_flight: int = 2,
+             ordered: bool = False, attempts: int = ATTEMPTS,
+             describe: Callable[[int], str] = "batch {}".format) -> Iterator[tuple[int, Any]]:
+    """Run `actor.method(*args)` for every args tuple of `tasks` on `workers` actors built from `spec`.
+
+    Ray must be started (start_ray). Yields (number, result): number is the task's 0-based
+    position in `tasks`; in that order when `ordered`. Raises PoolError naming the task
+    (`describe(number)`) when one fails `attempts` times. Every actor is killed when the generator ends
+    or is closed.
+    """
+    import ray
+
+    remote_cls = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(spec.cls)
+    actors = [remote_cls.remote(*spec.args, **spec.kwargs) for _ in range(workers)]
+    lives = [0] * workers  # bumped when a slot's actor is replaced
+    numbered = enumerate(tasks)
+    retry: deque = deque()
+    failures: Counter = Counter()
+    pending: dict = {}
+    held: dict[int, Any] = {}  # results waiting for an earlier one (ordered)
+    next_no = 0
+
+    def submit(slot: int) -> None:
+        item = retry.popleft() if retry else next(numbered, None)
+        if item is not None:
+            pending[getattr(actors[slot], method).remote(*item[1])] = (item, slot, lives[slot])
+
+    try:
+        for _ in range(in_flight):
+            for slot in range(workers):
+                submit(slot)
+        while pending:
+            [ref], _ = ray.wait(list(pending), num_returns=1)
+            item, slot, life = pending.pop(ref)
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                failures[item[0]] += 1
+                if failures[item[0]] >= attempts:
+                    raise PoolError(f"{describe(item[0])} failed {failures[item[0]]} times; last error: "
+                                    f"{error_line(exc)}") from None
+                if isinstance(exc, ray.exceptions.RayActorError) and life == lives[slot]:
+                    # The actor is gone: a new one takes its slot; its other tasks fail and come back too.
+                    ray.kill(actors[slot])
+                    actors[slot] = remote_cls.remote(*spec.args, **spec.kwargs)
+                    lives[slot] += 1
+                retry.appendleft(item)
+                submit(slot)
+                continue
+            submit(slot)  # before handing the result over, so the actor is never idle meanwhile
+            if not ordered:
+                yield item[0], result
+                continue
+            held[item[0]] = result
+            while next_no in held:
+                yield next_no, held.pop(next_no)
+                next_no += 1
+    finally:
+        for actor in actors:
+            ray.kill(actor)
