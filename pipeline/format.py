@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import NamedTuple
+from pathlib import Path
+from typing import Iterator, NamedTuple
 
 START_TOKEN = "<|startoftext|>"
 END_TOKEN = "<|endoftext|>"
@@ -160,6 +161,17 @@ def parse(text: str) -> Parsed:
         value = m.group(1)
         values[section] = tuple(value.split()) if section == "keywords" else value
     return Parsed(Document(**values), finished)
+
+
+def read_documents(path: Path) -> Iterator[Document]:
+    """The document of each line of a training text file (encode's output), streamed.
+
+    Bytes that are not UTF-8 are replaced rather than fatal: the file is our own output, and a
+    damaged line should cost that line's title only.
+    """
+    with Path(path).open(encoding="utf-8", errors="replace") as f:
+        for line in f:
+            yield parse(line).document
 
 
 def check_tokens(start_token: str, end_token: str) -> None:

@@ -16,10 +16,9 @@ from pathlib import Path
 from typing import Iterable, NamedTuple, Sequence
 
 from pipeline.errors import InputError
-from pipeline.format import section_regex
+from pipeline.format import read_documents
 
 _WORD = re.compile(r"\w+")
-_TITLE = section_regex("title")
 
 
 def words(text: str) -> set[str]:
@@ -101,13 +100,7 @@ def training_titles(encoded_path: Path) -> set[str]:
     if not encoded_path.is_file():
         raise InputError(f"training text {encoded_path} does not exist; run `make encode` first "
                          f"(decode needs it to mark titles copied from the training data)")
-    keys = set()
-    with encoded_path.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            m = _TITLE.search(line)
-            if m and m.group(1).strip():
-                keys.add(novelty_key(m.group(1).strip()))
-    return keys
+    return {novelty_key(doc.title.strip()) for doc in read_documents(encoded_path) if doc.title and doc.title.strip()}
 
 
 def ngrams(tokens: Sequence[str], n: int) -> Iterable[tuple[str, ...]]:
