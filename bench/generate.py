@@ -18,13 +18,24 @@ finished title when the end marker was generated: ours reports it per sample; fo
 baseline (whose truncated text no longer shows it) when truncation removed at least the
 marker's tokens, i.e. the returned text is shorter than prompt + length tokens.
 Prints finished titles/s of both and the ratio a/b.
+
+Then the generate stage itself on one job of --pool-count samples per prompt (guided and
+unguided passes as the config has them, >= 1,000 samples by default), three ways in one run:
+  (p1) the in-process path (generate.workers 1), TensorFlow on --threads threads;
+  (p2) a pool of one Ray actor with --threads threads (the pool's own overhead);
+  (p3) generate.workers --threads Ray actors, one thread each.
+Each is timed from the call to the finished output file (Ray is started first, actors and
+their model loads are inside); prints finished titles/s, the ratios, and whether the three
+outputs are byte-identical.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -32,8 +43,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import load_config  # noqa: E402
 from pipeline.format import END_TOKEN  # noqa: E402
-from pipeline.generate import plan_job  # noqa: E402
-from pipeline.jobfile import batch_records  # noqa: E402
+from pipeline.generate import generate, plan_job  # noqa: E402
+from pipeline.jobfile import JobFile, batch_records  # noqa: E402
 from pipeline.guidance import GuidanceConfig  # noqa: E402
 from pipeline.prompts import Prompt, load_prompts  # noqa: E402
 from pipeline.sampling import SamplingLoop  # noqa: E402
@@ -77,6 +88,57 @@ def baseline(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int
     return samples, finished, time.perf_counter() - start
 
 
+def one_actor_pool(g, guidance: GuidanceConfig, seed: int, checkpoint: Path, out: Path) -> None:
+    """(p2): the stage's job on a pool of one actor (not a config choice: workers 1 runs in process)."""
+    from pipeline.generate_pool import Planner, sample_on_pool
+
+    prompts = load_prompts(g)
+    batches, total = plan_job(Planner(checkpoint, guidance), prompts, g, guidance, seed)
+    job = JobFile(out, "bench")
+    job.open()
+    for _, outcome in sample_on_pool(g, guidance, checkpoint, prompts, batches):
+        job.append(outcome.records)
+    job.finish(total)
+
+
+def pool_comparison(cfg, prompts: list[Prompt], threads: int) -> None:
+    """(p1), (p2), (p3) on the job of `prompts`: finished titles/s, ratios, byte comparison."""
+    from pipeline.actor_pool import start_ray
+
+    checkpoint, seed = cfg.paths.checkpoint, cfg.seed
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        prompts_file = tmp / "prompts.yaml"  # written as JSON, which is YAML
+        prompts_file.write_text(json.dumps({"prompts": [{"category": p.category, "keywords": list(p.keywords),
+                                                         "count": p.count} for p in prompts]}))
+        base = dataclasses.replace(cfg.generate, prompts_file=str(prompts_file))
+        start_ray(threads, None, section="generate")
+        runs = {"(p1) in-process": dataclasses.replace(base, workers=1, threads=threads),
+                "(p2) 1 actor": dataclasses.replace(base, workers=1, threads=threads),
+                f"(p3) {threads} actors": dataclasses.replace(base, workers=threads, threads=1)}
+        rates = {}
+        for name, g in runs.items():
+            out = tmp / f"{name.split()[0]}.jsonl"
+            start = time.perf_counter()
+            if name.startswith("(p2)"):
+                one_actor_pool(g, cfg.guidance, seed, checkpoint, out)
+            else:
+                generate(g, cfg.guidance, seed, checkpoint, out, tmp / "stats.json")
+            seconds = time.perf_counter() - start
+            records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+            finished = sum(r["finished"] for r in records)
+            rates[name] = finished / seconds
+            print(f"{name:>20}: {len(records)} samples, {finished} finished in {seconds:.2f} s "
+                  f"-> {rates[name]:.2f} finished titles/s")
+        names = list(rates)
+        outputs = [(tmp / f"{n.split()[0]}.jsonl").read_bytes() for n in names]
+        print(f"ratio {names[2]} / {names[0]}: {rates[names[2]] / rates[names[0]]:.2f}x; "
+              f"{names[2]} / {names[1]}: {rates[names[2]] / rates[names[1]]:.2f}x; "
+              f"{names[1]} / {names[0]}: {rates[names[1]] / rates[names[0]]:.2f}x")
+        print(f"outputs byte-identical: {all(o == outputs[0] for o in outputs)}; "
+              f"load average {os.getloadavg()[0]:.1f}")
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
@@ -84,6 +146,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--count", type=int, default=16, help="samples per prompt")
     parser.add_argument("--batch-size", type=int, default=None, help="default: the config's generate.batch_size")
     parser.add_argument("--length", type=int, default=None, help="default: the config's generate.length")
+    parser.add_argument("--pool-count", type=int, default=20, help="samples per prompt in the workers comparison")
+    parser.add_argument("--threads", type=int, default=2, help="cores to use in the workers comparison")
+    parser.add_argument("--only", choices=["baseline", "workers"], help="run only one comparison")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     args.batch_size = args.batch_size or cfg.generate.batch_size
@@ -103,7 +168,20 @@ def main(argv: list[str]) -> int:
     import tensorflow  # noqa: F401
 
     print(f"checkpoint {checkpoint}; {len(prompts)} prompts x {args.count} samples, batch {g.batch_size}, "
-          f"max length {g.length}, temperature {g.temperature}, top_k {g.top_k}, top_p {g.top_p}")
+          f"max length {g.length}, temperature {g.temperature}, top_k {g.top_k}, top_p {g.top_p}; "
+          f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
+    if args.only != "workers":
+        baseline_comparison(checkpoint, prompts, g, seed)
+    if args.only != "baseline":
+        pool_prompts = [dataclasses.replace(p, count=args.pool_count) for p in prompts]
+        print(f"generate stage, {len(pool_prompts)} prompts x {args.pool_count} samples "
+              f"(guidance compare: {cfg.guidance.compare and cfg.guidance.strength > 0}):")
+        pool_comparison(dataclasses.replace(cfg, generate=g), pool_prompts, args.threads)
+    return 0
+
+
+def baseline_comparison(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> None:
+    """(a) ours vs (b) the gpt2.generate loop: finished titles/s and the ratio."""
     records, seconds = ours(checkpoint, prompts, g, seed)
     results = {"ours": (len(records), sum(r["finished"] for r in records), seconds),
                "gpt2.generate loop": baseline(checkpoint, prompts, g, seed)}
@@ -114,7 +192,6 @@ def main(argv: list[str]) -> int:
               f"-> {rates[name]:.2f} finished titles/s")
     base = rates["gpt2.generate loop"]
     print(f"ratio ours / gpt2.generate loop: {rates['ours'] / base:.1f}x" if base else "baseline finished nothing")
-    return 0
 
 
 if __name__ == "__main__":
