@@ -81,7 +81,8 @@ class SamplingLoop:
         tokens = [self.sampler.encode(p.prefix) for p in prompts]
         feed = None
         if self.hook is not None:
-            feed = self.hook.feed([p.keywords for p in prompts], strength=None if guided else 0.0)
+            feed = self.hook.feed([p.keywords for p in prompts], strength=None if guided else 0.0,
+                                  categories=[p.category for p in prompts], seed=seed)
         out = self.sampler.sample(tokens, length=self.length, seed=seed, feed=feed)
         draws = []
         for prompt, row, logprob in zip(prompts, out.tokens, out.logprob):

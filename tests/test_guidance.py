@@ -129,3 +129,79 @@ def test_guidance_writes_the_keywords_the_model_would_not(trained, tmp_path):
     assert "passes" in stats and stats["passes"]["guided"]["samples"] == n
     assert plain_stats["passes"] == {"plain": plain_stats["passes"]["plain"]}
     assert json.loads((tmp_path / "generate_stats.json").read_text()) == stats
+
+
+def _titles(trained, hook, keywords, seed=11):
+    cfg, _ = trained
+    with Sampler(checkpoint(cfg), SamplingSettings(temperature=0.8), hook=hook) as sampler:
+        tokens = [sampler.encode(build_prefix("aww", keywords))] * 16
+        out = sampler.sample(tokens, length=40, seed=seed,
+                             feed=hook.feed([keywords] * 16, categories=["aww"] * 16, seed=seed))
+        texts = [sampler.decode(row) for row in out.tokens]
+    return [extract(t, ("title",)).values["title"] for t in texts if "<|endoftext|>" in t]
+
+
+def test_the_length_rule_does_not_end_a_guided_title_early(trained):
+    from gpt_2_simple.src import encoder
+
+    cfg, _ = trained
+    enc = encoder.get_encoder(str(checkpoint(cfg)))
+    target = {"aww": np.array([8]), "*": np.array([8])}
+    # The end bias ends a title soon after the rule allows it: right after the keywords under the
+    # old rule, not before the target length under the length rule.
+    kws = ("banana", "moon")
+    old = KeywordGuidance(GuidanceConfig(strength=8.0, end_bias=4.0, shape="keywords"), enc, len(enc.encoder))
+    new = KeywordGuidance(GuidanceConfig(strength=8.0, end_bias=4.0, shape="length"), enc, len(enc.encoder),
+                          lengths=target)
+    assert list(new.targets(["aww", None], seed=1)) == [8, 8] and list(old.targets(["aww"], seed=1)) == [0]
+    short, shaped = _titles(trained, old, kws), _titles(trained, new, kws)
+    assert len(shaped) >= 8 and len(short) >= 8
+    assert all(not coverage(kws, words(t)).missing for t in shaped)
+    assert min(len(t.split()) for t in shaped) >= 8 - 1, shaped  # ends at the target (a last word may be cut short)
+
+
+def _end_bias_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
+    """Per step of `continuation` (after an 'aww' prompt for 'dog'): whether the end marker's tokens
+    were biased at that step."""
+    import tensorflow as tf
+
+    prompt = enc.encode(build_prefix("aww", ["dog"]))
+    flags = []
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        state = hook.initial_state(1)
+        tokens = tf.constant([prompt], dtype=tf.int32)
+        ending = int(np.flatnonzero(hook.ending)[0])
+        steps = []
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+            steps.append(logits[0, ending] > 0)
+        feed = hook.feed([("dog",)])
+        feed[hook._inputs[4]] = np.array([target], dtype=np.int32)
+        flags = sess.run(steps, feed_dict=feed)
+    return [bool(f) for f in flags]
+
+
+def test_the_end_bias_waits_for_the_target_length(trained):
+    hook, enc = _hook(trained, strength=8.0, end_bias=4.0, shape="length")
+    words_in = [enc.encode(w) for w in ("My", " dog", " ate", " the", " big", " cake")]
+    continuation = [t for w in words_in for t in w]
+    word_of_step = [0] + [i + 1 for i, w in enumerate(words_in) for _ in w]  # words begun before each step
+    biased = _end_bias_after(hook, enc, continuation, target=5)
+    # 'dog' is written by word 2, but the end is only pulled once 5 words were begun.
+    assert biased == [n >= 5 for n in word_of_step], (biased, word_of_step)
+    assert _end_bias_after(hook, enc, continuation, target=0)[len(words_in[0]) + len(words_in[1]) + 1]
+
+
+def test_the_pull_rises_with_the_title_so_keywords_spread_over_it(trained):
+    import tensorflow as tf
+
+    hook, _ = _hook(trained, strength=8.0, max_keywords=3)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        lens = tf.constant(np.array([[[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]]], dtype=np.int32))
+        scale = [sess.run(hook._pull_scale(lens, tf.constant([9]), tf.constant([w]))) for w in (1, 3, 6)]
+        assert np.allclose(scale[0][0][:2], [1 / 3, 1 / 6])  # due at words 3 and 6 (the empty slot is never pulled)
+        # ... and on past it, up to OVERDUE_MAX times the strength.
+        assert np.allclose(scale[1][0][:2], [1.0, 0.5]) and np.allclose(scale[2][0][:2], [2.0, 1.0])
+        assert np.allclose(sess.run(hook._pull_scale(lens, tf.constant([0]), tf.constant([1])))[0][:2], [1, 1])
