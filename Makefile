@@ -108,3 +108,7 @@ bench-serve: $(STAMP)  ## title server load test: 8 concurrent clients vs one at
 .PHONY: eval
 eval: $(STAMP)  ## evaluate the config's model on held-out titles -> data/runs/<run>-eval/eval.md
 	$(PY) -m pipeline.evaluate --config $(CONFIG) $(OVERRIDES)
+
+.PHONY: bench-best-of
+bench-best-of: $(STAMP)  ## best-of-n: kept titles/s, fluency and keyword share at k = 1, 2, 4
+	$(PY) -m bench.best_of --config $(CONFIG)

@@ -72,6 +72,7 @@ class GenerateConfig:
     seed: int | None = None
     threads: int = 0
     workers: int = 1
+    candidates: int = 1  # best-of-n (pipeline.best_of): samples drawn per title, the best kept
     gpus: float = 0.0
     ray_address: str | None = None
 
@@ -94,6 +95,10 @@ class GenerateConfig:
             raise ConfigError(f"threads: must be 0 (TensorFlow's default) or more, got {self.threads}")
         if self.workers < 1:
             raise ConfigError(f"workers: must be at least 1, got {self.workers}")
+        if self.candidates < 1:
+            raise ConfigError(f"candidates: must be at least 1, got {self.candidates}")
+        if self.candidates > 1 and self.workers > 1:
+            raise ConfigError("candidates: best-of-n runs in one process for now; set workers: 1")
         if self.gpus < 0:
             raise ConfigError(f"gpus: must be 0 (CPU) or more, got {self.gpus}")
 
@@ -155,12 +160,13 @@ def warn_job(prompts: list[Prompt], total: int, done: int, checkpoint: Path, sta
 
 
 def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint: Path, out_path: Path,
-             stats_path: Path) -> dict:
+             stats_path: Path, candidates_path: Path | None = None) -> dict:
     """Generate every planned sample from the model in `checkpoint` into JSON Lines `out_path`.
 
     checkpoint: gpt-2-simple's `checkpoint/<run_name>` folder. With `g.workers` 1 the batches are
     sampled in this process; with more, on a pool of Ray actors (pipeline.generate_pool), with
-    the same result. Returns the job's stats (also written to `stats_path`).
+    the same result. With `g.candidates` k > 1 the k - 1 rejected candidates of every sample go to
+    `candidates_path` (pipeline.best_of). Returns the job's stats (also written to `stats_path`).
     """
     from tqdm import tqdm
 
@@ -172,6 +178,8 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
                     "guidance": dataclasses.asdict(guidance)}
         job = JobFile(out_path, job_fingerprint(identity, prompts, checkpoint))
         done = job.open()
+        if not done and candidates_path is not None:  # a new job: another job's candidates do not belong
+            _side_partial(candidates_path).unlink(missing_ok=True)
         warn_job(prompts, total, len(done), checkpoint, stats_path)
         todo = [b for b in batches if not all(i in done for i in b.indices)]
         steps_run = steps_max = finished = made = 0
@@ -182,6 +190,7 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
                 contextlib.closing(sample_all(todo)) as outcomes:
             for batch, outcome in outcomes:
                 records = [r for r in outcome.records if r["index"] not in done]
+                _keep_rejected(records, candidates_path)
                 job.append(records)
                 tally = passes[_PASS_NAMES[batch.guided]]
                 tally[0] += len(records)
@@ -194,6 +203,7 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
                 bar.update(len(records))
                 bar.set_postfix(finished=f"{finished}/{made}")
         job.finish(total)
+        _finish_rejected(g, candidates_path)
     seconds = time.time() - started
     stats = {"samples": total, "made_this_run": made, "finished_this_run": finished,
              "resumed_from": total - made, "batches": len(batches), "loop_steps": steps_run,
@@ -206,6 +216,32 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
     return stats
 
 
+def _side_partial(candidates_path: Path) -> Path:
+    return candidates_path.with_name(candidates_path.name + ".partial")
+
+
+def _keep_rejected(records: list[dict], candidates_path: Path | None) -> None:
+    """Move best-of-n's rejected candidates out of `records` into the side file (before the records
+    themselves are written, so a kill in between redoes the batch instead of losing them)."""
+    rejected = [c for r in records for c in r.pop("rejected", ())]
+    if rejected and candidates_path is not None:
+        from pipeline.best_of import append_candidates
+
+        append_candidates(_side_partial(candidates_path), rejected)
+
+
+def _finish_rejected(g: GenerateConfig, candidates_path: Path | None) -> None:
+    """The side file of a finished job: sorted and renamed into place, or removed when k is 1."""
+    if candidates_path is None:
+        return
+    if g.candidates == 1:
+        candidates_path.unlink(missing_ok=True)
+        return
+    from pipeline.best_of import finish_candidates
+
+    finish_candidates(_side_partial(candidates_path), candidates_path)
+
+
 @contextlib.contextmanager
 def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, prompts: list[Prompt]):
     """(planner, sample_all): what plans the job, and `sample_all(batches)` yielding (batch, BatchOutcome).
@@ -214,7 +250,8 @@ def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, pro
     and a tokenizer in this process plans, so the driver never builds a TensorFlow graph.
     """
     if g.workers == 1:
-        with SamplingLoop(checkpoint, g.sampling, g.length, guidance, threads=g.threads) as loop:
+        with SamplingLoop(checkpoint, g.sampling, g.length, guidance, threads=g.threads,
+                          candidates=g.candidates) as loop:
             yield loop, lambda todo: ((b, sample_batch(loop, b, prompts)) for b in todo)
         return
     from pipeline import generate_pool
@@ -224,13 +261,15 @@ def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, pro
 
 
 def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths) -> str:
-    """The stage: the model in `paths.checkpoint` -> `paths.generated` and `paths.generate_stats`.
+    """The stage: the model in `paths.checkpoint` -> `paths.generated` and `paths.generate_stats` (and
+    best-of-n's rejected candidates in `paths.generated_candidates`).
 
     Returns the line the command prints; InputError when the run is not trained yet.
     """
     if not paths.train_done.is_file():
         raise InputError(f"{paths.train_done} does not exist: the run is not trained yet (run `make train`)")
-    stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats)
+    stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats,
+                     paths.generated_candidates)
     return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "
             f"new ones finished) in {stats['seconds']} s -> {paths.generated}")
 

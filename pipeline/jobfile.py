@@ -72,6 +72,10 @@ def batch_records(loop: SamplingLoop, batch: Batch, prompts: list[Prompt]) -> tu
     which leaves the logits untouched.
     """
     rows = [prompts[p] for p in batch.prompt_ids]
+    if getattr(loop, "candidates", 1) > 1:  # best-of-n: k rows per sample, the rest under "rejected"
+        from pipeline.best_of import candidate_records
+
+        return candidate_records(loop, batch, rows, loop.candidates, loop.title_lengths)
     draws, steps = loop.draw(rows, batch.seed, guided=batch.guided is not False)
     records = []
     for index, prompt, draw in zip(batch.indices, rows, draws):

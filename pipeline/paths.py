@@ -46,6 +46,11 @@ class RunPaths:
         return self.run_dir / "generated.jsonl"
 
     @property
+    def generated_candidates(self) -> Path:
+        """Best-of-n's rejected candidates (`generate.candidates` > 1), with their score and rank."""
+        return self.run_dir / "generated.candidates.jsonl"
+
+    @property
     def generate_stats(self) -> Path:
         return self.run_dir / "generate_stats.json"
 

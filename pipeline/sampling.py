@@ -51,10 +51,12 @@ class SamplingLoop:
     """
 
     def __init__(self, checkpoint: Path, settings: SamplingSettings, length: int,
-                 guidance: GuidanceConfig | None = None, threads: int = 0):
+                 guidance: GuidanceConfig | None = None, threads: int = 0, candidates: int = 1):
         from pipeline.guidance import guidance_for
 
         self.length = length
+        self.candidates = candidates  # best-of-n (pipeline.best_of): samples drawn per requested title
+        self._title_lengths: dict | None = None
         self.hook = guidance_for(guidance, checkpoint) if guidance is not None else None
         self.sampler = Sampler(checkpoint, settings, hook=self.hook, threads=threads)
 
@@ -62,6 +64,16 @@ class SamplingLoop:
     def guided(self) -> bool:
         """Whether the graph has the keyword guidance hook."""
         return self.hook is not None
+
+    @property
+    def title_lengths(self) -> dict:
+        """The training titles' lengths in words per category (pipeline.title_lengths), read once."""
+        if self._title_lengths is None:
+            from pipeline.title_lengths import training_lengths
+
+            hooked = self.hook.lengths if self.hook is not None else None
+            self._title_lengths = hooked or training_lengths(self.sampler.model_path, self.sampler.enc)
+        return self._title_lengths
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """How many tokens `prompt`'s prefix takes (only prompts of one length share a batch)."""

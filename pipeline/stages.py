@@ -56,7 +56,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "pipeline.train", ("model", "train"), reads=("encoded",),
           writes=("train_done", "checkpoint_dir", "scratch_model"), command="-m pipeline.train"),
     Stage("generate", "pipeline.generate", ("generate", "guidance"), reads=("train_done", "checkpoint"),
-          writes=("generated", "generate_stats"), command="-m pipeline.generate",
+          writes=("generated", "generate_stats", "generated_candidates"), command="-m pipeline.generate",
           config_reads=("generate.prompts_file",)),
     Stage("decode", "pipeline.decode", ("decode",), reads=("generated", "encoded"),
           writes=("decoded", "decoded_rejected", "decode_stats"), command="keyword_decode.py"),
