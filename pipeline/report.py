@@ -241,8 +241,24 @@ def realism_report(decoded_csv: Path, rejected_csv: Path, stats: dict, encoded: 
                             Reference.from_encoded(encoded))
 
 
+def loss_curve(loss_csv: Path, points: int = 200) -> dict | None:
+    """Training loss (finetune's running average) at up to `points` steps, and every validation loss,
+    from train's `loss.csv`; None when there is none."""
+    if not loss_csv.is_file():
+        return None
+    header, rows = _csv_rows([loss_csv])
+    rows = list(rows)
+    if not rows:
+        return None
+    every = max(1, len(rows) // points)
+    val = [(int(r["step"]), float(r["val_loss"])) for r in rows if r.get("val_loss")]
+    return {"step": [int(r["step"]) for r in rows[::every]], "avg": [float(r["avg"]) for r in rows[::every]],
+            "val_step": [s for s, _ in val], "val_loss": [v for _, v in val]}
+
+
 def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_csv: Path, stats_path: Path,
-                 json_path: Path, markdown_path: Path, plot_path: Path, encoded: Path | None = None) -> dict:
+                 json_path: Path, markdown_path: Path, plot_path: Path, encoded: Path | None = None,
+                 loss_csv: Path | None = None) -> dict:
     """Build the report of `decoded_csv` (+ `rejected_csv` when decode filtered) and `stats_path`
     (+ realism against the training text `encoded`, when it exists); write its JSON, Markdown and
     PNG and return it."""
@@ -258,6 +274,9 @@ def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_
         text += "\n".join(["## Do they read like real titles?", "",
                            *realism_markdown(report["realism"], "the training titles (of the same category, "
                                              "per category)", rcfg.top_categories)])
+    curve = loss_curve(loss_csv) if loss_csv is not None else None
+    if curve is not None:
+        report["loss_curve"] = curve
     plot_report(report, rcfg.top_categories, plot_path)
     write_text(markdown_path, text + "\n")
     write_json(json_path, report)
@@ -266,10 +285,10 @@ def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_
 
 def run(rcfg: ReportConfig, seed: int, paths: RunPaths) -> str:
     """The stage: `paths.decoded` (+ `paths.decoded_rejected`), `paths.decode_stats` and the training text
-    `paths.encoded` -> `paths.report_json`, `paths.report_md` and `paths.report_png`. Returns the Markdown
-    summary and where the files are."""
+    `paths.encoded` (and the loss log in `paths.checkpoint`, when there is one) -> `paths.report_json`,
+    `paths.report_md` and `paths.report_png`. Returns the Markdown summary and where the files are."""
     write_report(rcfg, paths.run_dir.name, paths.decoded, paths.decoded_rejected, paths.decode_stats,
-                 paths.report_json, paths.report_md, paths.report_png, paths.encoded)
+                 paths.report_json, paths.report_md, paths.report_png, paths.encoded, paths.checkpoint / "loss.csv")
     return (paths.report_md.read_text(encoding="utf-8")
             + f"\nreport: {paths.report_json}, {paths.report_md}, {paths.report_png}")
 

@@ -44,6 +44,17 @@ def _length_panel(ax, realism: dict) -> None:
     ax.legend(fontsize="small")
 
 
+def _loss_panel(ax, curve: dict) -> None:
+    """Training loss (running average) and validation loss by step."""
+    ax.plot(curve["step"], curve["avg"], label="training (running average)")
+    if curve["val_step"]:
+        ax.plot(curve["val_step"], curve["val_loss"], marker="o", label="validation")
+    ax.set_title("Training", fontsize="medium")
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.legend(fontsize="small")
+
+
 def plot_report(report: dict, top: int, path: Path) -> None:
     """Write a PNG of the report's coverage breakdowns to `path` (atomically); `top` categories at most."""
     import matplotlib
@@ -59,11 +70,14 @@ def plot_report(report: dict, top: int, path: Path) -> None:
         # The other panels mix guided and unguided titles; this one tells them apart.
         by_guided = {_GUIDED.get(k, k): v for k, v in report["by_guided"].items()}
         panels.insert(0, (by_guided, False, "Keyword guidance on and off", None))
-    realism = report.get("realism")
-    fig, axes = plt.subplots(1, len(panels) + bool(realism),
-                             figsize=(6 * (len(panels) + bool(realism)), max(4.0, 0.3 * len(by_cat) + 1.5)))
+    realism, curve = report.get("realism"), report.get("loss_curve")
+    extra = bool(realism) + bool(curve)
+    fig, axes = plt.subplots(1, len(panels) + extra,
+                             figsize=(6 * (len(panels) + extra), max(4.0, 0.3 * len(by_cat) + 1.5)))
     if realism:
-        _length_panel(axes[-1], realism)
+        _length_panel(axes[len(panels)], realism)
+    if curve:
+        _loss_panel(axes[-1], curve)
     for ax, (by, horizontal, title, xlabel) in zip(axes, panels):
         ax.set_title(title, fontsize="medium")
         if not by:

@@ -60,7 +60,8 @@ STAGES: tuple[Stage, ...] = (
           config_reads=("generate.prompts_file",)),
     Stage("decode", "pipeline.decode", ("decode",), reads=("generated", "encoded"),
           writes=("decoded", "decoded_rejected", "decode_stats"), command="keyword_decode.py"),
-    Stage("report", "pipeline.report", ("report",), reads=("decoded", "decoded_rejected", "decode_stats", "encoded"),
+    Stage("report", "pipeline.report", ("report",), reads=("decoded", "decoded_rejected", "decode_stats", "encoded",
+                                                               "checkpoint"),
           writes=("report_json", "report_md", "report_png"), command="-m pipeline.report"),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}

@@ -24,6 +24,7 @@ from pipeline.io import write_json
 from pipeline.model import SOURCE_FILE, BaseModel, ModelConfig, prepare_base_model, session_config
 from pipeline.paths import RunPaths
 from pipeline.train_log import LossCapture, dataset_tokens, read_counter
+from pipeline.validation import install_best
 
 # gpt-2-simple's finetune samples windows of exactly this many tokens.
 WINDOW = 1024
@@ -31,6 +32,7 @@ WINDOW = 1024
 NEVER = 1 << 62
 BASE_RECORD = "base.json"
 SESSIONS_FILE = "sessions.json"
+EARLY_STOP_FILE = "early_stop.json"
 
 
 @dataclass(frozen=True)
@@ -63,6 +65,10 @@ class TrainConfig:
     onednn_bf16: bool = False
     threads: int = 0
     seed: int | None = None
+    val_fraction: float = 0.0  # documents held out by title for a validation loss (0: none)
+    val_every: int = 100  # steps between validation measures
+    keep_best: bool = False  # samplers load the weights of the best validation loss
+    patience: int = 0  # stop after this many measures without improvement (0: never)
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "accumulate_gradients", "print_every", "max_checkpoints", "sample_length"):
@@ -79,6 +85,15 @@ class TrainConfig:
             # gpt-2-simple 0.8.1 exits the process when asked for them on TensorFlow 2.
             raise ConfigError("use_memory_saving_gradients: not available with gpt-2-simple 0.8.1 on "
                               "TensorFlow 2; use only_train_transformer_layers or a smaller batch instead")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ConfigError(f"val_fraction: must be at least 0 and below 1, got {self.val_fraction}")
+        if self.val_every < 1 or self.patience < 0:
+            raise ConfigError("val_every: must be at least 1" if self.val_every < 1 else "patience: must be 0 or more")
+        if (self.keep_best or self.patience) and not self.val_fraction:
+            raise ConfigError(f"{'keep_best' if self.keep_best else 'patience'}: needs a validation set "
+                              f"(set train.val_fraction, e.g. 0.05)")
+        if self.patience and not self.keep_best:
+            raise ConfigError("patience: early stopping keeps the best checkpoint; set train.keep_best: true")
         if not self.run_name or "/" in self.run_name:
             raise ConfigError(f"run_name: must be a plain folder name, got {self.run_name!r}")
 
@@ -104,8 +119,9 @@ def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
 
 
 def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
-              capture: LossCapture) -> None:
-    """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session."""
+              capture: LossCapture, val_tokens=None) -> str | None:
+    """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session; with `val_tokens`
+    measure a validation loss (pipeline.validation). Returns why it stopped early, or None."""
     import numpy as np
     import tensorflow as tf
     import gpt_2_simple as gpt2
@@ -120,19 +136,52 @@ def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpo
         tf.compat.v1.set_random_seed(seed + done_before)
         # Configured as gpt-2-simple's start_tf_sess does, plus threads and the bfloat16 option.
         sess = tf.compat.v1.Session(config=session_config(tf, t.threads, t.onednn_bf16, layout_optimizer=False))
+        stopped = None
+        if val_tokens is not None:
+            from pipeline.model import load_hparams
+            from pipeline.validation import Validator
+
+            capture.validate = Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best,
+                                         t.patience, checkpoint_dir / t.run_name / "best")
+        from pipeline.validation import EarlyStop
+
         # finetune writes its samples/ folder into the working directory; keep it in the run.
         with contextlib.chdir(checkpoint_dir), contextlib.redirect_stdout(capture):
-            gpt2.finetune(
-                sess, dataset=str(dataset), steps=steps, model_name=base.model_name,
-                model_dir=str(model_dir), checkpoint_dir=str(checkpoint_dir), run_name=t.run_name,
-                batch_size=t.batch_size, learning_rate=t.learning_rate,
-                accumulate_gradients=t.accumulate_gradients, restore_from=t.restore_from,
-                sample_every=t.sample_every or NEVER, sample_length=t.sample_length,
-                save_every=t.save_every or NEVER, print_every=1, max_checkpoints=t.max_checkpoints,
-                use_memory_saving_gradients=False, only_train_transformer_layers=t.only_train_transformer_layers,
-                optimizer=t.optimizer, multi_gpu=t.multi_gpu, overwrite=False,
-            )
+            try:
+                gpt2.finetune(
+                    sess, dataset=str(dataset), steps=steps, model_name=base.model_name,
+                    model_dir=str(model_dir), checkpoint_dir=str(checkpoint_dir), run_name=t.run_name,
+                    batch_size=t.batch_size, learning_rate=t.learning_rate,
+                    accumulate_gradients=t.accumulate_gradients, restore_from=t.restore_from,
+                    sample_every=t.sample_every or NEVER, sample_length=t.sample_length,
+                    save_every=t.save_every or NEVER, print_every=1, max_checkpoints=t.max_checkpoints,
+                    use_memory_saving_gradients=False, only_train_transformer_layers=t.only_train_transformer_layers,
+                    optimizer=t.optimizer, multi_gpu=t.multi_gpu, overwrite=False,
+                )
+            except EarlyStop as stop:  # raised by LossCapture's Validator line, from inside the loop
+                stopped = str(stop)
         sess.close()
+    return stopped
+
+
+def _validation_split(t: TrainConfig, base: BaseModel, encoded: Path, ckpt_path: Path):
+    """Hold out `t.val_fraction` of the documents by title (pipeline.validation); returns the validation
+    tokens and the training part's text file (both written beside the checkpoint)."""
+    import numpy as np
+
+    from pipeline.io import write_text
+    from pipeline.validation import split_documents
+
+    train_text, val_text = split_documents(encoded.read_text(encoding="utf-8"), t.val_fraction)
+    if not val_text or not train_text:
+        raise InputError(f"train.val_fraction: {t.val_fraction} of {encoded}'s titles leaves "
+                         f"{'no validation' if not val_text else 'no training'} document")
+    source, val_path = ckpt_path / "train_part.txt", ckpt_path / "validation.txt"
+    write_text(val_path, val_text)
+    dataset_tokens(base.path, val_path, ckpt_path / "validation.npz")  # its categories.json is replaced below
+    write_text(source, train_text)
+    with np.load(ckpt_path / "validation.npz") as data:
+        return data[data.files[0]], source
 
 
 def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_dir: Path, done_path: Path,
@@ -151,21 +200,32 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     ckpt_path = checkpoint_dir / t.run_name
     _drop_stale_checkpoint(ckpt_path, base)
     dataset = ckpt_path / "dataset.npz"
-    n_tokens = dataset_tokens(base.path, encoded, dataset)
+    val_tokens, source = None, encoded
+    if t.val_fraction:
+        val_tokens, source = _validation_split(t, base, encoded, ckpt_path)
+    n_tokens = dataset_tokens(base.path, source, dataset)
     if n_tokens <= WINDOW + 1:
         raise InputError(f"{encoded}: only {n_tokens} tokens; training needs more than {WINDOW + 1}")
 
     done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
-    to_run = t.steps - done_before
+    stop_file = ckpt_path / EARLY_STOP_FILE
+    if t.restore_from == "fresh":
+        stop_file.unlink(missing_ok=True)
+    to_run = 0 if stop_file.is_file() else t.steps - done_before
     capture = LossCapture(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before,
-                          sessions_path=ckpt_path / SESSIONS_FILE, keep_sessions=t.restore_from == "latest")
+                          sessions_path=ckpt_path / SESSIONS_FILE, keep_sessions=t.restore_from == "latest",
+                          validate=(lambda step, avg: None) if val_tokens is not None else None)
     if to_run > 0:
         print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
               f"from {base.path}", file=sys.stderr)
-        _finetune(t, seed, base, dataset, checkpoint_dir, to_run, capture)
+        stopped = _finetune(t, seed, base, dataset, checkpoint_dir, to_run, capture, val_tokens)
+        if stopped:
+            print(f"train: stopped early at step {capture.last_row()['step']}: {stopped}", file=sys.stderr)
+            write_json(stop_file, {"step": capture.last_row()["step"], "reason": stopped})
     steps_done = read_counter(ckpt_path)
-    if steps_done < t.steps:
+    if steps_done < t.steps and not stop_file.is_file():
         raise InputError(f"training stopped at step {steps_done} of {t.steps}; run it again to resume")
+    best_step = install_best(ckpt_path, ckpt_path / "best") if t.keep_best else None
 
     # Every session, killed ones included (LossCapture records each step as it happens).
     sessions = capture.end_session()
@@ -187,6 +247,11 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
         if loop_seconds else None,
         "sessions": sessions,
     }
+    if val_tokens is not None:
+        validator = capture.validate if hasattr(capture.validate, "record") else None
+        record["validation"] = {"fraction": t.val_fraction, "tokens": int(len(val_tokens)),
+                                **(validator.record() if validator else {}), "weights_from_step": best_step,
+                                "stopped_early": json.loads(stop_file.read_text()) if stop_file.is_file() else None}
     write_json(done_path, record)
     return record
 

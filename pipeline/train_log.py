@@ -12,7 +12,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import TextIO
+from typing import Callable, TextIO
 
 from pipeline.errors import InputError
 from pipeline.format import START_TOKEN, marker
@@ -74,14 +74,14 @@ def newest_checkpoint(ckpt_path: Path) -> int | None:
     return max(steps, default=None)
 
 
-def _cut_log(log_path: Path, start: int) -> None:
-    """Keep the header and the rows of steps up to `start` in the loss log; rewritten atomically."""
+def _cut_log(log_path: Path, start: int, header: str = _LOG_HEADER) -> None:
+    """Keep the rows of steps up to `start` in the loss log, under `header`; rewritten atomically."""
     with log_path.open(encoding="utf-8") as fh:
         lines = fh.read().splitlines(keepends=True)
     kept = [line for line in lines[1:] if line.endswith("\n") and line.split(",", 1)[0].isdigit()
             and int(line.split(",", 1)[0]) <= start]
-    if len(kept) != len(lines) - 1:
-        write_text(log_path, _LOG_HEADER + "".join(kept))
+    if len(kept) != len(lines) - 1 or lines[:1] != [header]:
+        write_text(log_path, header + "".join(kept))
 
 
 def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
@@ -122,11 +122,16 @@ class LossCapture(io.TextIOBase):
     sessions_path: a JSON list with one entry per training session ({steps, loop_seconds,
     wall_seconds, start_step}); this session's entry is rewritten after every step, so a killed
     session still counts. `keep_sessions` False starts the list afresh.
+    validate: called with (step, training avg) after each step; returns the validation loss or None
+    (pipeline.validation.Validator); with it the log has a `val_loss` column.
     """
 
     def __init__(self, out: TextIO, print_every: int, log_path: Path, start: int = 0,
-                 sessions_path: Path | None = None, keep_sessions: bool = True):
+                 sessions_path: Path | None = None, keep_sessions: bool = True,
+                 validate: Callable[[int, float], float | None] | None = None):
         self.out = out
+        self.validate = validate
+        header = _LOG_HEADER.replace("\n", ",val_loss\n") if validate is not None else _LOG_HEADER
         self.print_every = print_every
         self.log_path = log_path
         self.steps = 0  # steps seen in this session
@@ -140,9 +145,9 @@ class LossCapture(io.TextIOBase):
             self.sessions = json.loads(sessions_path.read_text(encoding="utf-8"))
         log_path.parent.mkdir(parents=True, exist_ok=True)
         if start == 0 or not log_path.is_file():
-            write_text(log_path, _LOG_HEADER)
+            write_text(log_path, header)
         else:
-            _cut_log(log_path, start)
+            _cut_log(log_path, start, header)
 
     def end_session(self) -> list[dict]:
         """Close this session's entry (its wall time now includes the final save); returns every session."""
@@ -173,17 +178,24 @@ class LossCapture(io.TextIOBase):
         step, seconds, loss, avg = int(m[1]), float(m[2]), float(m[3]), float(m[4])
         self.steps += 1
         self.seconds = seconds
+        val = self.validate(step, avg) if self.validate is not None else None
         with self.log_path.open("a", encoding="utf-8") as fh:
-            fh.write(f"{step},{seconds},{loss},{avg}\n")
+            extra = "" if self.validate is None else f",{'' if val is None else val}"
+            fh.write(f"{step},{seconds},{loss},{avg}{extra}\n")
         if self.sessions_path is not None:
             if self.steps == 1:
                 self.sessions.append({"steps": 0, "loop_seconds": 0.0, "wall_seconds": 0.0, "start_step": step - 1})
             self.sessions[-1].update(steps=self.steps, loop_seconds=round(seconds, 3),
                                      wall_seconds=round(time.time() - self._started, 3))
             write_json(self.sessions_path, self.sessions)
-        if step % self.print_every == 0:
-            self.out.write(line + "\n")
+        if step % self.print_every == 0 or val is not None:
+            self.out.write(line + ("" if val is None else f" val_loss={val}") + "\n")
             self.out.flush()
+        reason = getattr(self.validate, "stop_reason", lambda: None)()
+        if reason:  # out through finetune's print call, which has no handler for it (pipeline.train catches it)
+            from pipeline.validation import EarlyStop
+
+            raise EarlyStop(reason)
 
     def last_row(self) -> dict | None:
         """The newest logged step as {'step', 'seconds', 'loss', 'avg'}, from this or an earlier session."""

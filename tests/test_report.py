@@ -125,3 +125,15 @@ def test_the_report_reads_long_fields_that_decode_wrote(tmp_path):
     assert stages.main(["report", "--config", config]) == 0
     report = json.loads((run_dir / "report.json").read_text(encoding="utf-8"))
     assert report["dropped"] == {"too_long": 1} and report["overall"]["rows"] == 1
+
+
+def test_the_loss_curve_has_the_training_average_and_every_validation_loss(tmp_path):
+    from pipeline.report import loss_curve
+
+    log = tmp_path / "loss.csv"
+    log.write_text("step,seconds,loss,avg,val_loss\n" + "".join(
+        f"{s},{s / 10},{3 - s / 100},{3 - s / 200},{2.5 if s % 50 == 0 else ''}\n" for s in range(1, 401)))
+    curve = loss_curve(log, points=100)
+    assert curve["step"][:2] == [1, 5] and len(curve["step"]) == 100 and curve["avg"][0] == 2.995
+    assert curve["val_step"] == list(range(50, 401, 50)) and set(curve["val_loss"]) == {2.5}
+    assert loss_curve(tmp_path / "missing.csv") is None
