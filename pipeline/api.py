@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import normalise_category, normalise_keyword
 from pipeline.serve import Batcher, QueueFull, ServeConfig
-from pipeline.titles import MAX_SEED, MIN_TEMPERATURE, TitleGenerator
+from pipeline.titles import MAX_SEED, MIN_TEMPERATURE, TitleGenerator, long_lived_tensorflow
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -177,6 +177,8 @@ def main(argv: list[str]) -> int:
     import uvicorn
 
     from pipeline.config import load_config
+
+    long_lived_tensorflow()
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")

@@ -1,9 +1,9 @@
 """The title server's `serve:` section and its request batcher (the HTTP app is pipeline/api.py).
 
 Requests from many HTTP clients go into one bounded queue; a single worker thread takes the
-first waiting request, keeps collecting for `batch_window_ms` (or until `max_batch` titles are
-collected) and hands them all to the title generator at once, which draws requests without a
-seed together (pipeline.titles.TitleGenerator.run). A full queue is refused at once
+first waiting request, keeps collecting for `batch_window_ms` (up to COLLECT_BATCHES x
+`max_batch` titles) and hands them all to the title generator at once, which draws requests
+without a seed together, at most `max_batch` titles per draw (pipeline.titles.TitleGenerator.run). A full queue is refused at once
 (QueueFull; the API answers 503) instead of letting clients wait without bound.
 """
 from __future__ import annotations
@@ -26,7 +26,8 @@ class ServeConfig:
     max_keyword_chars, max_category_chars, max_temperature, max_body_bytes: request limits
     (a request over them is refused with 422, or 413 for the body); batch_window_ms: how long
     the worker waits for more requests after the first; max_batch: the most titles drawn in
-    one batch; queue_size: requests waiting beyond this are refused with 503.
+    one batch (measured on the default run: 16 rows draw ~1.8x the titles/s of 4 rows, and 28
+    rows fewer than 16, as a bigger batch more often waits for one long sample); queue_size: requests waiting beyond this are refused with 503.
     """
 
     host: str = "127.0.0.1"
@@ -38,7 +39,7 @@ class ServeConfig:
     max_temperature: float = 2.0
     max_body_bytes: int = 4096
     batch_window_ms: float = 20.0
-    max_batch: int = 64
+    max_batch: int = 16
     queue_size: int = 64
 
     def __post_init__(self) -> None:
@@ -58,6 +59,11 @@ class ServeConfig:
         if self.max_batch < self.max_n:
             raise ConfigError(f"max_batch: must be at least max_n ({self.max_n}) so any request fits a batch, "
                               f"got {self.max_batch}")
+
+
+# One collection hands the generator up to this many batches' worth of requests: prompts of
+# different token lengths cannot share a draw, so a collection is split by length anyway.
+COLLECT_BATCHES = 4
 
 
 class QueueFull(RuntimeError):
@@ -103,7 +109,7 @@ class Batcher:
             return None
         batch, rows = [first], self._rows(first[0])
         deadline = time.monotonic() + self.window_s
-        while rows < self.max_rows:
+        while rows < COLLECT_BATCHES * self.max_rows:
             try:
                 item = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
@@ -111,7 +117,7 @@ class Batcher:
             if item is None:
                 self._queue.put(None)  # close() after this batch
                 break
-            if rows + self._rows(item[0]) > self.max_rows:
+            if rows + self._rows(item[0]) > COLLECT_BATCHES * self.max_rows:
                 self._held = item
                 break
             batch.append(item)
