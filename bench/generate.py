@@ -101,8 +101,11 @@ def one_actor_pool(g, guidance: GuidanceConfig, seed: int, checkpoint: Path, out
     job.finish(total)
 
 
-def pool_comparison(cfg, prompts: list[Prompt], threads: int) -> None:
-    """(p1), (p2), (p3) on the job of `prompts`: finished titles/s, ratios, byte comparison."""
+def pool_comparison(cfg, prompts: list[Prompt], threads: int, rounds: int = 1) -> None:
+    """(p1), (p2), (p3) on the job of `prompts`: finished titles/s, ratios, byte comparison.
+
+    rounds: run the three that many times, in reverse order every other round, and compare each
+    one's best (on a shared machine the best is the run least slowed by others' work)."""
     from pipeline.actor_pool import start_ray
 
     checkpoint, seed = cfg.paths.checkpoint, cfg.seed
@@ -116,21 +119,23 @@ def pool_comparison(cfg, prompts: list[Prompt], threads: int) -> None:
         runs = {"(p1) in-process": dataclasses.replace(base, workers=1, threads=threads),
                 "(p2) 1 actor": dataclasses.replace(base, workers=1, threads=threads),
                 f"(p3) {threads} actors": dataclasses.replace(base, workers=threads, threads=1)}
-        rates = {}
-        for name, g in runs.items():
+        rates: dict[str, float] = {}
+        for name, g in [item for r in range(rounds) for item in list(runs.items())[:: -1 if r % 2 else 1]]:
             out = tmp / f"{name.split()[0]}.jsonl"
-            start = time.perf_counter()
+            start, busy = time.perf_counter(), ""
             if name.startswith("(p2)"):
                 one_actor_pool(g, cfg.guidance, seed, checkpoint, out)
             else:
-                generate(g, cfg.guidance, seed, checkpoint, out, tmp / "stats.json")
+                stats = generate(g, cfg.guidance, seed, checkpoint, out, tmp / "stats.json")
+                sampling = sum(p["sampling_seconds"] for p in stats["passes"].values())
+                busy = f"; sampling {sampling:.1f} s summed over {g.workers} sampler(s)"
             seconds = time.perf_counter() - start
             records = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
             finished = sum(r["finished"] for r in records)
-            rates[name] = finished / seconds
+            rates[name] = max(rates.get(name, 0.0), finished / seconds)
             print(f"{name:>20}: {len(records)} samples, {finished} finished in {seconds:.2f} s "
-                  f"-> {rates[name]:.2f} finished titles/s")
-        names = list(rates)
+                  f"-> {finished / seconds:.2f} finished titles/s (load average {os.getloadavg()[0]:.1f}{busy})")
+        names = list(runs)
         outputs = [(tmp / f"{n.split()[0]}.jsonl").read_bytes() for n in names]
         print(f"ratio {names[2]} / {names[0]}: {rates[names[2]] / rates[names[0]]:.2f}x; "
               f"{names[2]} / {names[1]}: {rates[names[2]] / rates[names[1]]:.2f}x; "
@@ -149,6 +154,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pool-count", type=int, default=20, help="samples per prompt in the workers comparison")
     parser.add_argument("--threads", type=int, default=2, help="cores to use in the workers comparison")
     parser.add_argument("--only", choices=["baseline", "workers"], help="run only one comparison")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds of the workers comparison (best of each)")
     args = parser.parse_args(argv)
     cfg = load_config(args.config)
     args.batch_size = args.batch_size or cfg.generate.batch_size
@@ -176,7 +182,7 @@ def main(argv: list[str]) -> int:
         pool_prompts = [dataclasses.replace(p, count=args.pool_count) for p in prompts]
         print(f"generate stage, {len(pool_prompts)} prompts x {args.pool_count} samples "
               f"(guidance compare: {cfg.guidance.compare and cfg.guidance.strength > 0}):")
-        pool_comparison(dataclasses.replace(cfg, generate=g), pool_prompts, args.threads)
+        pool_comparison(dataclasses.replace(cfg, generate=g), pool_prompts, args.threads, args.rounds)
     return 0
 
 
