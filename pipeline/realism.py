@@ -24,12 +24,10 @@ from typing import Iterable
 
 import numpy as np
 
-from pipeline.format import section_regex
+from pipeline.format import read_documents
 from pipeline.measures import ngrams, word_list
 
 NEAR_COPY_N = 5
-_TITLE = section_regex("title")
-_CATEGORY = section_regex("category")
 
 
 def n_words(title: str) -> int:
@@ -98,12 +96,9 @@ class Reference:
 def training_pairs(encoded: Path) -> list[tuple[str | None, str]]:
     """Distinct (category, title) pairs of an encoded training text (category None when absent)."""
     pairs: dict[tuple[str | None, str], None] = {}
-    with encoded.open(encoding="utf-8", errors="replace") as f:
-        for line in f:
-            title = _TITLE.search(line)
-            if title and title.group(1).strip():
-                category = _CATEGORY.search(line)
-                pairs[(category.group(1).strip() if category else None, title.group(1).strip())] = None
+    for doc in read_documents(encoded):
+        if doc.title and doc.title.strip():
+            pairs[(doc.category.strip() if doc.category is not None else None, doc.title.strip())] = None
     return list(pairs)
 
 

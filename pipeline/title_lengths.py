@@ -12,13 +12,11 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.format import section_regex
+from pipeline.format import parse
 
 DATASET = "dataset.npz"
 # The key of every title, whatever its category.
 ALL = "*"
-_TITLE = section_regex("title")
-_CATEGORY = section_regex("category")
 _DOCS = re.compile(r"[^\n]+")
 
 
@@ -27,12 +25,11 @@ def lengths_from_text(text: str) -> dict[str, np.ndarray]:
     document per line; the augmented copies of a title count once)."""
     seen: set[tuple[str, str]] = set()
     out: dict[str, list[int]] = defaultdict(list)
-    for doc in _DOCS.findall(text):
-        title = _TITLE.search(doc)
-        if not title or not title.group(1).strip():
+    for line in _DOCS.findall(text):
+        doc = parse(line).document
+        if not doc.title or not doc.title.strip():
             continue
-        category = _CATEGORY.search(doc)
-        key = (category.group(1).strip() if category else "", title.group(1).strip())
+        key = ((doc.category or "").strip(), doc.title.strip())
         if key in seen:
             continue
         seen.add(key)

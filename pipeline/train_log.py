@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from pipeline.errors import InputError
-from pipeline.format import START_TOKEN, marker
+from pipeline.format import parse
 from pipeline.io import atomic_path, write_json, write_text
 
 # finetune prints "[<step> | <seconds since the loop started>] loss=<x> avg=<y>".
@@ -29,7 +29,6 @@ _LOG_HEADER = "step,seconds,loss,avg\n"
 # Written beside the tokenised dataset: the categories of the training text, so generate can
 # warn about a prompt category the model never saw.
 TRAINED_CATEGORIES = "categories.json"
-_CATEGORY = re.compile("^" + re.escape(START_TOKEN + marker("category")) + r"([^~\n]*)", re.MULTILINE)
 
 
 def read_counter(ckpt_path: Path) -> int:
@@ -98,7 +97,8 @@ def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
     from tokenizers import ByteLevelBPETokenizer
 
     text = encoded.read_text(encoding="utf-8")
-    write_json(out_npz.parent / TRAINED_CATEGORIES, sorted(set(_CATEGORY.findall(text))))
+    categories = {parse(line).document.category for line in text.splitlines()}
+    write_json(out_npz.parent / TRAINED_CATEGORIES, sorted(categories - {None}))
     reference = encoder.get_encoder(str(model_path))
     fast = ByteLevelBPETokenizer(str(model_path / "encoder.json"), str(model_path / "vocab.bpe"),
                                  add_prefix_space=False)

@@ -20,9 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.format import section_regex
+from pipeline.format import parse
 
-_TITLE = section_regex("title")
 WINDOW = 1024
 MAX_WINDOWS = 16  # validation windows of WINDOW tokens measured each time (the first ones)
 
@@ -43,8 +42,8 @@ def split_documents(text: str, fraction: float) -> tuple[str, str]:
     each document's title; a line without a title stays in training."""
     train, val = [], []
     for line in text.splitlines(keepends=True):
-        m = _TITLE.search(line)
-        (val if m and held_out(m.group(1), fraction) else train).append(line)
+        title = parse(line).document.title
+        (val if title is not None and held_out(title, fraction) else train).append(line)
     return "".join(train), "".join(val)
 
 
