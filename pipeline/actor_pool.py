@@ -17,6 +17,7 @@ often one died. Large read-only inputs (a model's files) travel through Ray's ob
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import tempfile
 from collections import Counter, deque
@@ -83,7 +84,10 @@ def _init_ray(workers: int, ray_address: str | None, section: str) -> None:
     else:
         # address="local" always starts a new Ray: without it ray.init joins a cluster found through
         # RAY_ADDRESS or a (possibly stale) ray_current_cluster file, and then refuses num_cpus.
-        # GPUs are left to Ray's own detection.
+        # GPUs are left to Ray's own detection. Ray runs its workers at nice 15 by default, so on a
+        # shared machine the actors yield to every other process, the driver included (measured: 534
+        # rows/s against 981 for two plain processes); a private Ray's workers run at the driver's priority.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {"PYTHONPATH": ROOT}})
 
