@@ -61,6 +61,20 @@ def test_make_rules_escape_what_make_would_read_as_syntax(tmp_path):
     assert r"in\ put$$x.csv" in text
 
 
+def test_a_config_value_cannot_run_commands_through_make(tmp_path):
+    """A `$(shell ...)` in a path reaches make as text: `make -n encode` must not run it."""
+    marker = tmp_path / "PWNED"
+    config = _write(tmp_path, f'data_dir: {tmp_path}/data\nencode:\n  input: "$(shell touch {marker})in put.csv"\n',
+                    name=f"pytest-escape-{os.getpid()}.yaml")
+    try:
+        dry = _make("-n", "encode", f"CONFIG={config}")
+        assert not marker.exists()
+        # make sees one file name, spaces and all: it names it as the missing input.
+        assert dry.returncode != 0 and f"$(shell touch {marker})in put.csv" in dry.stderr, dry.stderr
+    finally:
+        shutil.rmtree(ROOT / "data" / "runs" / config.stem, ignore_errors=True)
+
+
 def _write(tmp_path, text, name="run.yaml"):
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
