@@ -73,14 +73,18 @@ def newest_checkpoint(ckpt_path: Path) -> int | None:
     return max(steps, default=None)
 
 
-def _cut_log(log_path: Path, start: int, header: str = _LOG_HEADER) -> None:
-    """Keep the rows of steps up to `start` in the loss log, under `header`; rewritten atomically."""
+def _cut_log(log_path: Path, start: int, header: str = _LOG_HEADER) -> int:
+    """Keep the rows of steps up to `start` in the loss log, under `header`; rewritten atomically.
+
+    Returns the last step the log held before the cut (0 when none).
+    """
     with log_path.open(encoding="utf-8") as fh:
         lines = fh.read().splitlines(keepends=True)
-    kept = [line for line in lines[1:] if line.endswith("\n") and line.split(",", 1)[0].isdigit()
-            and int(line.split(",", 1)[0]) <= start]
+    rows = [line for line in lines[1:] if line.endswith("\n") and line.split(",", 1)[0].isdigit()]
+    kept = [line for line in rows if int(line.split(",", 1)[0]) <= start]
     if len(kept) != len(lines) - 1 or lines[:1] != [header]:
         write_text(log_path, header + "".join(kept))
+    return max((int(line.split(",", 1)[0]) for line in rows), default=0)
 
 
 def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
@@ -147,7 +151,12 @@ class LossCapture(io.TextIOBase):
         if start == 0 or not log_path.is_file():
             write_text(log_path, header)
         else:
-            _cut_log(log_path, start, header)
+            logged = _cut_log(log_path, start, header)
+            # A kill between a step's log row and the sessions write leaves the killed session one
+            # step short in the sessions file; the log is the record of what it trained.
+            if self.sessions:
+                last = self.sessions[-1]
+                last["steps"] = max(last["steps"], logged - last.get("start_step", 0))
 
     def end_session(self) -> list[dict]:
         """Close this session's entry (its wall time now includes the final save); returns every session."""

@@ -77,6 +77,19 @@ def test_a_resume_cuts_the_loss_log_back_and_keeps_every_session(tmp_path):
     assert LossCapture(io.StringIO(), 100, log, start=0, sessions_path=sessions, keep_sessions=False).sessions == []
 
 
+def test_a_kill_between_the_log_row_and_the_sessions_write_is_made_good_on_resume(tmp_path):
+    log, sessions = tmp_path / "loss.csv", tmp_path / "sessions.json"
+    first = LossCapture(io.StringIO(), 100, log, start=0, sessions_path=sessions)
+    for step in range(1, 24):
+        first.write(loss_line(step, step / 10))
+    # Killed after step 23's log row, before its sessions write: the file says 22 steps.
+    short = json.loads(sessions.read_text())
+    short[0]["steps"] = 22
+    sessions.write_text(json.dumps(short))
+    second = LossCapture(io.StringIO(), 100, log, start=20, sessions_path=sessions)
+    assert second.sessions[0]["steps"] == 23
+
+
 def test_training_learns_and_records_its_run(trained):
     cfg, record = trained
     marker = json.loads(cfg.paths.train_done.read_text())
