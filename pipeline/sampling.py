@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
 from pipeline.format import END_TOKEN
-from pipeline.sampler import Sampler, SamplingSettings
+from pipeline.sampler import LogitsHook, Sampler, SamplingSettings
 
 if TYPE_CHECKING:
-    from pipeline.guidance import GuidanceConfig
+    from pipeline.guidance import GuidanceConfig, KeywordGuidance
     from pipeline.prompts import Prompt
 
 
@@ -57,13 +57,19 @@ class SamplingLoop:
         self.length = length
         self.candidates = candidates  # best-of-n (pipeline.best_of): samples drawn per requested title
         self._title_lengths: dict | None = None
-        self.hook = guidance_for(guidance, checkpoint) if guidance is not None else None
+        self.guidance = guidance_for(guidance, checkpoint) if guidance is not None else None
+        self.hook = self.graph_hook(self.guidance)
         self.sampler = Sampler(checkpoint, settings, hook=self.hook, threads=threads)
+
+    def graph_hook(self, guidance: KeywordGuidance | None) -> LogitsHook | None:
+        """The logits hook the graph is built with: the keyword guidance (or none). A subclass may
+        wrap it (pipeline.titles adds a per-draw temperature) and keep everything else."""
+        return guidance
 
     @property
     def guided(self) -> bool:
         """Whether the graph has the keyword guidance hook."""
-        return self.hook is not None
+        return self.guidance is not None
 
     @property
     def title_lengths(self) -> dict:
@@ -71,7 +77,7 @@ class SamplingLoop:
         if self._title_lengths is None:
             from pipeline.title_lengths import training_lengths
 
-            hooked = self.hook.lengths if self.hook is not None else None
+            hooked = self.guidance.lengths if self.guidance is not None else None
             self._title_lengths = hooked or training_lengths(self.sampler.model_path, self.sampler.enc)
         return self._title_lengths
 

@@ -113,18 +113,8 @@ class _TemperatureHook:
 class _Loop(SamplingLoop):
     """SamplingLoop whose graph also takes a temperature per draw (through _TemperatureHook)."""
 
-    def __init__(self, checkpoint: Path, settings: SamplingSettings, length: int,
-                 guidance: GuidanceConfig | None, threads: int = 0):
-        from pipeline.guidance import guidance_for
-        from pipeline.sampler import Sampler
-
-        self.length = length
-        self.hook = _TemperatureHook(guidance_for(guidance, checkpoint) if guidance is not None else None)
-        self.sampler = Sampler(checkpoint, settings, hook=self.hook, threads=threads)
-
-    @property
-    def guided(self) -> bool:
-        return self.hook.inner is not None
+    def graph_hook(self, guidance):
+        return _TemperatureHook(guidance)
 
 
 def read_categories(encoded: Path) -> dict[str, int]:
