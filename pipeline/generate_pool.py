@@ -57,7 +57,7 @@ class Planner:
         if not (checkpoint / "encoder.json").is_file():
             raise InputError(f"no checkpoint in {checkpoint} (run the train stage first)")
         self.enc = encoder.get_encoder(str(checkpoint))
-        self.guided = guidance.strength != 0  # as pipeline.guidance.guidance_for decides
+        self.guided = guidance.active
 
     def prompt_tokens(self, prompt: Prompt) -> int:
         """How many tokens `prompt`'s prefix takes, as SamplingLoop.prompt_tokens counts them."""

@@ -40,6 +40,11 @@ class GuidanceConfig:
     # training titles; 'keywords': full pull from the first word, end bias right after the last keyword.
     shape: Literal["length", "keywords"] = "length"
 
+    @property
+    def active(self) -> bool:
+        """Whether sampling gets the guidance hook at all (strength 0: the plain sampler)."""
+        return self.strength != 0
+
     def __post_init__(self) -> None:
         if self.strength < 0:
             raise ConfigError("strength: must be >= 0 (0 turns guidance off)")
@@ -276,7 +281,7 @@ def _token_max(want: Any, target: Any, logits: Any, value: Any) -> Any:
 
 def guidance_for(gcfg: GuidanceConfig, model_path: Path) -> KeywordGuidance | None:
     """The hook for the model in `model_path`, or None when guidance is off (strength 0)."""
-    if gcfg.strength == 0:
+    if not gcfg.active:
         return None
     from gpt_2_simple.src import encoder
 
