@@ -70,6 +70,7 @@ class Decoded(NamedTuple):
     values: dict[str, str]
     finished: bool
     fields_cleaned: int = 0  # requested sections that had control characters removed
+    cut_at_broken_marker: bool = False  # the title was cut at a broken-off end marker (format.parse)
 
 
 def canonical_sections(sections: Iterable[str]) -> tuple[str, ...]:
@@ -94,8 +95,9 @@ def _tidy(section: str, raw: str | tuple[str, ...] | None) -> str:
 
 def extract(text: str, sections: Sequence[str]) -> Decoded:
     """The `sections` of the first document in `text` ('' for an absent one), tidied (pipeline.format.parse)."""
-    doc, finished = parse(text)
-    return Decoded({section: _tidy(section, getattr(doc, section)) for section in sections}, finished)
+    doc, finished, cut = parse(text)
+    values = {section: _tidy(section, getattr(doc, section)) for section in sections}
+    return Decoded(values, finished, cut_at_broken_marker=cut and "title" in sections)
 
 
 def decode_sample(text: str, sections: Sequence[str], keep_unfinished: bool,
@@ -211,7 +213,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
     group_fields = tuple(f for f in GROUP_FIELDS if isinstance(first, dict) and f in first)
     dropped: Counter = Counter()
     tally = _Tally()
-    samples = kept_unfinished = fields_cleaned = 0
+    samples = kept_unfinished = fields_cleaned = cut_at_broken_marker = 0
     with DedupeStore(out_csv, sections + group_fields, MEASURE_COLUMNS) as store:
         stream = itertools.chain([first] if first is not None else [], records)
         while batch := list(itertools.islice(stream, dcfg.batch_size)):
@@ -224,6 +226,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
                 sample, reason, group = _decode_record(record, sections, group_fields, dcfg.keep_unfinished)
                 tally.add({**group, "all": ""}, reason is None, record.get("logprob"))
                 fields_cleaned += sample.fields_cleaned
+                cut_at_broken_marker += sample.cut_at_broken_marker
                 if reason:
                     dropped[reason] += 1
                     continue
@@ -236,6 +239,7 @@ def decode(dcfg: DecodeConfig, generated: Path, encoded: Path, out_csv: Path, re
         stats = {
             "input": str(generated), "output": str(out_csv), "training_text": str(encoded),
             "samples": samples, "valid": valid, "kept_unfinished": kept_unfinished, "fields_cleaned": fields_cleaned,
+            "cut_at_broken_marker": cut_at_broken_marker,
             "dropped": dict(sorted(dropped.items())), "unique_rows": unique, "duplicates": valid - unique,
             "training_titles": len(known), "titles_lemmatised": lemmatiser.titles_lemmatised,
             "mean_logprob": overall.get("mean_logprob"), "groups": groups,

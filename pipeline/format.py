@@ -29,6 +29,11 @@ _SECTION_CHARS = re.escape("".join(SECTIONS.values()))
 # only the markers keeps every other character a user typed ("~500 hours", "@home").
 _FAKE_MARKER = re.compile(re.escape(MARKER) + "+(?=[" + _SECTION_CHARS + "])")
 _TOKENS = re.compile(re.escape(START_TOKEN) + "|" + re.escape(END_TOKEN))
+# The shortest beginning of the end marker that counts as one: a title never holds it (clean_text
+# disarms it), so in a generated title it is the model starting to end and breaking off.
+BROKEN_MARKER = END_TOKEN[:2]
+_BROKEN_MARKER_RUN = re.compile(re.escape(BROKEN_MARKER[0]) + re.escape(BROKEN_MARKER[1]) + "+")
+_WORD = re.compile(r"\w")
 _SPACE_RUN = re.compile(r"\s+")
 _NON_WORD_RUN = re.compile(r"[^\w]+")
 _EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
@@ -43,10 +48,12 @@ def clean_text(text: str) -> str:
     """Free text (title, body) made safe for the format.
 
     Start/end tokens are removed, a marker that would open a section is removed
-    (the section character itself is kept), and every whitespace run, newlines
-    included, becomes one space. Everything else is kept as typed.
+    (the section character itself is kept), the '|' of a '<|' is removed (parse cuts a
+    title there), and every whitespace run, newlines included, becomes one space.
+    Everything else is kept as typed.
     """
     text = _TOKENS.sub(" ", text)
+    text = _BROKEN_MARKER_RUN.sub(BROKEN_MARKER[0], text)
     text = _FAKE_MARKER.sub("", text)
     return _SPACE_RUN.sub(" ", text).strip()
 
@@ -144,13 +151,17 @@ class Parsed(NamedTuple):
 
     document: Document
     finished: bool
+    cut_at_broken_marker: bool = False  # the title was cut at a broken-off end marker ('<|')
 
 
 def parse(text: str) -> Parsed:
     """The sections of the first document in `text` (absent ones None) and whether it reached the end token.
 
     Each section's text stops at the next section marker or token, so a section never runs into
-    the next one; keywords are split on whitespace.
+    the next one; keywords are split on whitespace. A title holding a broken-off end marker
+    (BROKEN_MARKER, '<|', as in 'Why?<|endoftext more') is cut there: the model meant to end. A
+    cut title with no word character left is '' (dropped as empty); `cut_at_broken_marker` says so.
+    The cut does not make an unfinished document finished.
     """
     doc_text, finished = first_document(text)
     values: dict[str, object] = {}
@@ -160,7 +171,11 @@ def parse(text: str) -> Parsed:
             continue
         value = m.group(1)
         values[section] = tuple(value.split()) if section == "keywords" else value
-    return Parsed(Document(**values), finished)
+    title = values.get("title")
+    cut = title.find(BROKEN_MARKER) if isinstance(title, str) else -1
+    if cut >= 0:
+        values["title"] = title[:cut] if _WORD.search(title[:cut]) else ""
+    return Parsed(Document(**values), finished, cut >= 0)
 
 
 def read_documents(path: Path) -> Iterator[Document]:

@@ -153,6 +153,7 @@ def build_report(decoded_csv: Path, rejected_csv: Path, stats: dict) -> dict:
         "inputs": {"decoded": str(decoded_csv), "generated": stats["input"]},
         "dropped": stats["dropped"],
         "kept_unfinished": stats["kept_unfinished"],
+        "cut_at_broken_marker": stats.get("cut_at_broken_marker", 0),
         "duplicates": stats["duplicates"],
         "overall": overall.result(stats["samples"], stats["valid"], stats.get("mean_logprob")),
     }
@@ -191,7 +192,8 @@ def markdown(report: dict, run: str, top: int) -> str:
     lines = [
         f"# Quality report: run `{run}`", "",
         f"{o['samples']} samples generated, {o['valid']} valid ({_fmt(o['valid_pct'])} %); dropped: {dropped}. "
-        f"{o['rows']} distinct rows in the CSV ({report['duplicates']} duplicates removed).", "",
+        f"{o['rows']} distinct rows in the CSV ({report['duplicates']} duplicates removed); "
+        f"{report.get('cut_at_broken_marker', 0)} titles cut at a broken-off end marker (`<|`).", "",
         "| measure | value |", "|---|---|",
         f"| valid % | {_fmt(o['valid_pct'])} |",
         f"| mean keyword coverage % | {_fmt(o['mean_keyword_coverage_pct'])} |",

@@ -16,6 +16,7 @@ TRICKY_TITLES = [
     "Double markers ~~@ and ~~~^ and ~`",
     "Tokens <|endoftext|> in the <|startoftext|> middle",
     "Line one\nline two\r\n\tand a tab",
+    "Haskell's <|> and <||> operators <|",
 ]
 
 
@@ -35,6 +36,14 @@ def test_clean_text_keeps_what_users_typed_except_what_breaks_the_format():
     assert clean_text("a ~~^ b") == "a ^ b"
     assert clean_text("a\nb\r\n c") == "a b c"
     assert clean_text(f"x{END_TOKEN}y") == "x y"
+
+
+def test_a_title_is_cut_at_a_broken_off_end_marker_and_clean_text_disarms_one():
+    assert clean_text("Haskell's <|> and <||> operators <|") == "Haskell's <> and <> operators <"
+    doc, finished, cut = parse(f"{START_TOKEN}~`a~^x~@Who will follow?<|endoftext more~}}body{END_TOKEN}")
+    assert (doc.title, doc.body, finished, cut) == ("Who will follow?", "body", True, True)
+    assert parse(f"{START_TOKEN}~`a~^x~@ ?! <|!<|").document.title == ""
+    assert parse(f"{START_TOKEN}~`a~^x~@a < b{END_TOKEN}") == (Document("a", ("x",), "a < b"), True, False)
 
 
 def test_body_section_and_absent_sections():

@@ -115,6 +115,13 @@ TRICKY = [
     {"text": f"{S}~`aww~^dog~@{E}", "finished": True},
     {"text": f"{S}~`aww~^dog~@  spaced   out\ttitle {E}", "finished": True},
     {"text": f"{S}~`aww~^dog~@First one{E}", "finished": True},
+    # The model began the end marker and broke off: the title is cut there, or dropped when no word is left.
+    {"text": f"{S}~`aww~^dog~@Who will follow?<|endoftext and more text{E}", "finished": True},
+    {"text": f"{S}~`aww~^dog~@A stray <| inside{E}", "finished": True},
+    {"text": f"{S}~`aww~^dog~@Broke off at the end<|endof", "finished": True},
+    {"text": f"{S}~`aww~^dog~@ ?! <|endoftext{E}", "finished": True},
+    {"text": f"{S}~`aww~^dog~@Loops <|!<|!<|!", "finished": False},
+    {"text": f"{S}~`aww~^dog~@One less-than < is kept{E}", "finished": True},
 ]
 
 
@@ -140,3 +147,7 @@ def test_decode_texts_and_the_decode_stage_agree_on_tricky_samples(tmp_path, kee
     assert counts["rows"] == len(stage) and counts["dropped"] == stats["dropped"]
     # The cut-off sample counts as finished by its flag, so it is kept either way.
     assert ("pics", "lake", "Cut at the end marker") in stage
+    for title in ("Who will follow?", "A stray", "Broke off at the end", "One less-than < is kept"):
+        assert ("aww", "dog", title) in stage
+    assert not any("<|" in title for _, _, title in stage)
+    assert stats["cut_at_broken_marker"] == 5
