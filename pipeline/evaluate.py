@@ -11,9 +11,10 @@
    log-prob per token), length, vocabulary, near-copies and repeats (pipeline.realism), overall
    and per category -> eval.json and eval.md in the run folder.
 
-A stage is skipped when its output is newer than its inputs and its config slice is unchanged,
-so a second `make eval` after changing only `guidance:` generates again without training.
-(A code change is not noticed here: delete the run folder, or the stage's output, to redo it.)
+A stage is skipped when its output is newer than its inputs and its code (the modules make's rule
+for it lists, pipeline.stages.code_files) and its config slice is unchanged, so a second `make eval`
+after changing only `guidance:` generates again without training; a stage that runs again runs
+every later one again too.
 """
 from __future__ import annotations
 
@@ -127,8 +128,12 @@ def eval_config(cfg: Config) -> Config:
         guidance=dataclasses.replace(cfg.guidance, compare=True))
 
 
+EVAL_STAGES = ("encode", "train", "generate", "decode")
+
+
 def _fresh(stage: stages.Stage, cfg: Config) -> bool:
-    """Whether `stage`'s first output exists, is newer than its inputs and was made with this config slice."""
+    """Whether `stage`'s first output exists, is newer than its inputs and its code (the files make's
+    rule for it lists) and was made with this config slice."""
     paths = cfg.paths
     target = getattr(paths, stage.writes[0])
     slice_path = paths.section_dir / f"eval-{stage.name}.json"
@@ -138,15 +143,25 @@ def _fresh(stage: stages.Stage, cfg: Config) -> bool:
         return False
     inputs = [getattr(paths, r) for r in stage.reads]
     inputs += [Path(f) for key in stage.config_reads for f in stages.config_value(cfg, key)]
+    inputs += [stages.ROOT / f for f in stages.code_files(stage)]
     made = target.stat().st_mtime
     return all(not p.is_file() or p.stat().st_mtime <= made for p in inputs)
 
 
+def stale_stages(cfg: Config) -> list[str]:
+    """The stages of EVAL_STAGES to run: from the first one that is not fresh on, every later one too."""
+    for i, name in enumerate(EVAL_STAGES):
+        if not _fresh(stages.BY_NAME[name], cfg):
+            return list(EVAL_STAGES[i:])
+    return []
+
+
 def run_pipeline(cfg: Config, log=print) -> None:
     """Encode, train, generate and decode `cfg` (the evaluation run), skipping fresh stages."""
-    for name in ("encode", "train", "generate", "decode"):
+    todo = stale_stages(cfg)
+    for name in EVAL_STAGES:
         stage = stages.BY_NAME[name]
-        if _fresh(stage, cfg):
+        if name not in todo:
             log(f"evaluate: {name} is up to date")
             continue
         log(stages.run_stage(stage, cfg))

@@ -1,6 +1,7 @@
 """`make eval`'s split and prompts (pipeline.evaluate): deterministic, by title, never overlapping."""
 import csv
 import dataclasses
+from pathlib import Path
 
 from pipeline.config import Config
 from pipeline.eval_config import EvaluateConfig
@@ -54,3 +55,46 @@ def test_the_evaluation_run_trains_on_the_split_and_prompts_from_the_test_part()
     ecfg = eval_config(Config(name="default"))
     assert ecfg.name == "default-eval" and ecfg.encode.input.endswith("default-eval/eval_train.csv")
     assert ecfg.generate.prompts_file.endswith("eval_prompts.yaml") and ecfg.guidance.compare
+
+
+def test_a_code_change_reruns_the_stage_whose_code_it_is_and_every_later_one(tmp_path, monkeypatch):
+    import os
+    import shutil
+    import time
+
+    from pipeline import imports, stages
+
+    # A copy of the project's code, so that its mtimes can be moved without touching the checkout's.
+    root = tmp_path / "root"
+    shutil.copytree(imports.ROOT / "pipeline", root / "pipeline", ignore=shutil.ignore_patterns("__pycache__", "web"))
+    for script in ("keyword_encode.py", "keyword_decode.py"):
+        shutil.copy(imports.ROOT / script, root / script)
+    monkeypatch.setattr(imports, "ROOT", root)
+    monkeypatch.setattr(stages, "ROOT", root)
+    cfg = eval_config(Config(name="t", data_dir=str(tmp_path / "data")))
+    paths = cfg.paths
+    base = time.time() - 1000
+    code = [p for p in root.rglob("*.py")]
+    for p in code:
+        os.utime(p, (base, base))
+    for i, name in enumerate(evaluate.EVAL_STAGES):
+        stage = stages.BY_NAME[name]
+        inputs = [Path(f) for key in stage.config_reads for f in stages.config_value(cfg, key)]
+        for p in inputs + [getattr(paths, stage.writes[0])]:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.touch()
+            os.utime(p, (base, base) if p in inputs else (base + 10 * (i + 1),) * 2)
+        slice_path = paths.section_dir / f"eval-{name}.json"
+        slice_path.parent.mkdir(parents=True, exist_ok=True)
+        slice_path.write_text(stages._slice(cfg, stage), encoding="utf-8")
+    assert evaluate.stale_stages(cfg) == []
+
+    # Not in any eval stage's code: nothing to redo.
+    os.utime(root / "pipeline" / "export_bigquery.py", (base + 100,) * 2)
+    assert evaluate.stale_stages(cfg) == []
+    # Train's code (newer than train.done, older than what generate made): train and every later stage.
+    os.utime(root / "pipeline" / "validation.py", (base + 25,) * 2)
+    assert evaluate.stale_stages(cfg) == ["train", "generate", "decode"]
+    # The format every stage reads: all of them.
+    os.utime(root / "pipeline" / "format.py", (base + 100,) * 2)
+    assert evaluate.stale_stages(cfg) == ["encode", "train", "generate", "decode"]
