@@ -77,16 +77,18 @@ class BaseModel:
         return self.model_dir / self.model_name
 
 
-def prepare_base_model(mcfg: ModelConfig, seed: int, encoded: Path, scratch_dir: Path) -> BaseModel:
+def prepare_base_model(mcfg: ModelConfig, seed: int, encoded: Path, scratch_dir: Path,
+                       vocab_text: str | None = None) -> BaseModel:
     """The base model for `mcfg`, fetched or built if it is not there yet.
 
-    encoded: the run's training text (the from-scratch vocabulary is trained on it); scratch_dir:
-    where a from-scratch model lives. Raises InputError when a released model is missing and
-    cannot be downloaded.
+    encoded: the run's training text (the from-scratch vocabulary is trained on it, or on
+    `vocab_text` when given: the training part, when train holds validation documents out);
+    scratch_dir: where a from-scratch model lives. Raises InputError when a released model is
+    missing and cannot be downloaded.
     """
     if mcfg.kind == "released":
         return ensure_released(mcfg)
-    return ensure_scratch(mcfg, seed, encoded, scratch_dir)
+    return ensure_scratch(mcfg, seed, encoded, scratch_dir, vocab_text)
 
 
 def _missing(path: Path) -> list[str]:
@@ -147,29 +149,39 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
-def scratch_source(m: ModelConfig, seed: int, encoded: Path) -> dict:
-    """What a from-scratch model is made from: hyper-parameters, seed and the training text's digest."""
-    return {"n_ctx": m.n_ctx, "n_embd": m.n_embd, "n_layer": m.n_layer, "n_head": m.n_head,
-            "vocab_size": m.vocab_size, "bpe_min_frequency": m.bpe_min_frequency, "seed": seed,
-            "encoded_sha256": _file_digest(encoded)}
+def scratch_source(m: ModelConfig, seed: int, encoded: Path, vocab_text: str | None = None) -> dict:
+    """What a from-scratch model is made from: hyper-parameters, seed and the training text's digest
+    (and that of the text its vocabulary is trained on, when that is not all of it)."""
+    source = {"n_ctx": m.n_ctx, "n_embd": m.n_embd, "n_layer": m.n_layer, "n_head": m.n_head,
+              "vocab_size": m.vocab_size, "bpe_min_frequency": m.bpe_min_frequency, "seed": seed,
+              "encoded_sha256": _file_digest(encoded)}
+    if vocab_text is not None:
+        source["vocab_text_sha256"] = hashlib.sha256(vocab_text.encode("utf-8", "surrogateescape")).hexdigest()
+    return source
 
 
-def ensure_scratch(mcfg: ModelConfig, seed: int, encoded: Path, path: Path) -> BaseModel:
-    """A from-scratch model in `path` made from `encoded`, reused when its source record matches.
+def ensure_scratch(mcfg: ModelConfig, seed: int, encoded: Path, path: Path, vocab_text: str | None = None) -> BaseModel:
+    """A from-scratch model in `path` made from `encoded` (its vocabulary from `vocab_text` when given),
+    reused when its source record matches.
 
     Built in a temporary sibling folder and renamed into place, so a killed build leaves nothing
     that looks like a model.
     """
     if not encoded.is_file():
         raise InputError(f"training text {encoded} does not exist (run the encode stage first)")
-    source = scratch_source(mcfg, seed, encoded)
+    source = scratch_source(mcfg, seed, encoded, vocab_text)
     record = path / SOURCE_FILE
     if record.is_file() and json.loads(record.read_text(encoding="utf-8")) == source and not _missing(path):
         return BaseModel(path.parent, path.name)
     tmp = path.with_name(f".{path.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
+    if vocab_text is not None:
+        encoded = tmp / "vocab_text.txt"
+        encoded.write_text(vocab_text, encoding="utf-8", errors="surrogateescape")
     n_vocab = train_vocabulary(encoded, tmp, mcfg)
+    if vocab_text is not None:
+        encoded.unlink()
     hparams = {"n_vocab": n_vocab, "n_ctx": mcfg.n_ctx, "n_embd": mcfg.n_embd,
                "n_head": mcfg.n_head, "n_layer": mcfg.n_layer}
     (tmp / "hparams.json").write_text(json.dumps(hparams, indent=2) + "\n", encoding="utf-8")

@@ -164,18 +164,25 @@ def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpo
     return stopped
 
 
-def _validation_split(t: TrainConfig, base: BaseModel, encoded: Path, ckpt_path: Path):
-    """Hold out `t.val_fraction` of the documents by title (pipeline.validation); returns the validation
-    tokens and the training part's text file (both written beside the checkpoint)."""
-    import numpy as np
-
-    from pipeline.io import write_text
+def _split(t: TrainConfig, encoded: Path) -> tuple[str, str]:
+    """(training part, validation part) of `encoded`: `t.val_fraction` of the documents held out by title
+    (pipeline.validation); InputError when either part is empty."""
     from pipeline.validation import split_documents
 
     train_text, val_text = split_documents(encoded.read_text(encoding="utf-8"), t.val_fraction)
     if not val_text or not train_text:
         raise InputError(f"train.val_fraction: {t.val_fraction} of {encoded}'s titles leaves "
                          f"{'no validation' if not val_text else 'no training'} document")
+    return train_text, val_text
+
+
+def _validation_split(base: BaseModel, train_text: str, val_text: str, ckpt_path: Path):
+    """Write the two parts beside the checkpoint; returns the validation tokens and the training
+    part's text file."""
+    import numpy as np
+
+    from pipeline.io import write_text
+
     source, val_path = ckpt_path / "train_part.txt", ckpt_path / "validation.txt"
     write_text(val_path, val_text)
     dataset_tokens(base.path, val_path, ckpt_path / "validation.npz")  # its categories.json is replaced below
@@ -196,13 +203,15 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     done_path.unlink(missing_ok=True)
     if not encoded.is_file():
         raise InputError(f"training text {encoded} does not exist (run the encode stage first)")
-    base = prepare_base_model(m, seed, encoded, scratch_dir.resolve())
+    # The from-scratch vocabulary is trained on the training part only: no validation title leaks into it.
+    parts = _split(t, encoded) if t.val_fraction else None
+    base = prepare_base_model(m, seed, encoded, scratch_dir.resolve(), parts[0] if parts else None)
     ckpt_path = checkpoint_dir / t.run_name
     _drop_stale_checkpoint(ckpt_path, base)
     dataset = ckpt_path / "dataset.npz"
     val_tokens, source = None, encoded
-    if t.val_fraction:
-        val_tokens, source = _validation_split(t, base, encoded, ckpt_path)
+    if parts:
+        val_tokens, source = _validation_split(base, *parts, ckpt_path)
     n_tokens = dataset_tokens(base.path, source, dataset)
     if n_tokens <= WINDOW + 1:
         raise InputError(f"{encoded}: only {n_tokens} tokens; training needs more than {WINDOW + 1}")

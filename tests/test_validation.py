@@ -71,3 +71,46 @@ def test_training_logs_validation_loss_and_keeps_the_best_weights(tmp_path):
     assert v["best_step"] in (10, 20, 30, 40) and v["weights_from_step"] == v["best_step"]
     assert f'best-model-{v["best_step"]}' in (ckpt / "checkpoint").read_text()
     assert json.loads((tmp_path / "data" / "runs" / "val" / "train.done").read_text())["validation"] == v
+
+
+def test_the_scratch_vocabulary_is_trained_on_the_training_part_only(tmp_path, monkeypatch):
+    import pipeline.model
+    import pipeline.train
+    from pipeline.format import Document, build_document
+    from pipeline.validation import held_out
+
+    write_encoded(tmp_path / "encoded.txt", 300)
+    # Held-out titles full of a word no training title has: a vocabulary trained on them would learn it.
+    rare = [f"Zebrafinch Zebrafinch number {i}" for i in range(400) if held_out(f"Zebrafinch Zebrafinch number {i}", 0.2)]
+    with (tmp_path / "encoded.txt").open("a", encoding="utf-8") as f:
+        f.writelines(build_document(Document("aww", ("bird",), t)) + "\n" for t in rare for _ in range(5))
+    encoded = tmp_path / "encoded.txt"
+    train_part, val_part = split_documents(encoded.read_text(encoding="utf-8"), 0.2)
+    assert "Zebrafinch" in val_part and "Zebrafinch" not in train_part
+
+    # train hands the model the training part as the vocabulary's text when val_fraction > 0, nothing otherwise.
+    seen = []
+
+    def prepare(m, seed, enc, scratch, vocab_text=None):
+        seen.append(vocab_text)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pipeline.train, "prepare_base_model", prepare)
+    for fraction in (0.2, 0.0):
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.train.train(ModelConfig(), TrainConfig(val_fraction=fraction), 1, encoded, tmp_path / "ckpt",
+                                 tmp_path / "train.done", tmp_path / "scratch")
+    assert seen == [train_part, None]
+
+    # The vocabulary itself (the initial weights, which need TensorFlow, are left out here).
+    monkeypatch.setattr(pipeline.model, "write_initial_checkpoint", lambda path, seed: None)
+    monkeypatch.setattr(pipeline.model, "_missing", lambda path: [])
+    mcfg = ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=400)
+    pipeline.model.ensure_scratch(mcfg, 1, encoded, tmp_path / "whole")
+    pipeline.model.ensure_scratch(mcfg, 1, encoded, tmp_path / "part", train_part)
+    whole, part = (json.loads((tmp_path / d / "encoder.json").read_text(encoding="utf-8")) for d in ("whole", "part"))
+    assert any("ebraf" in token for token in whole) and not any("ebra" in token for token in part)
+    assert sorted(p.name for p in (tmp_path / "part").iterdir()) == ["encoder.json", "hparams.json", "source.json",
+                                                                     "vocab.bpe"]
+    sources = [json.loads((tmp_path / d / "source.json").read_text()) for d in ("whole", "part")]
+    assert "vocab_text_sha256" not in sources[0] and sources[1]["vocab_text_sha256"]
