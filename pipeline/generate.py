@@ -97,8 +97,6 @@ class GenerateConfig:
             raise ConfigError(f"workers: must be at least 1, got {self.workers}")
         if self.candidates < 1:
             raise ConfigError(f"candidates: must be at least 1, got {self.candidates}")
-        if self.candidates > 1 and self.workers > 1:
-            raise ConfigError("candidates: best-of-n runs in one process for now; set workers: 1")
         if self.gpus < 0:
             raise ConfigError(f"gpus: must be 0 (CPU) or more, got {self.gpus}")
 

@@ -43,6 +43,7 @@ class PoolSettings(Protocol):
     threads: int
     ray_address: str | None
     length: int
+    candidates: int
 
     @property
     def sampling(self) -> SamplingSettings: ...
@@ -68,14 +69,15 @@ class GenerateWorker:
     """A Ray actor: loads the model and builds its sampling graph once, then samples batch after batch.
 
     checkpoint: the folder, or what ship_checkpoint shipped (unpacked on this machine);
-    prompts: the job's prompts (batches refer to them by position).
+    prompts: the job's prompts (batches refer to them by position); candidates: best-of-n's k, as
+    in the in-process loop (a batch's records then carry their rejected candidates to the driver).
     """
 
     def __init__(self, checkpoint: Path | tuple, name: str, settings: SamplingSettings, length: int,
-                 guidance: GuidanceConfig, threads: int, prompts: list[Prompt]):
+                 guidance: GuidanceConfig, threads: int, prompts: list[Prompt], candidates: int = 1):
         if not isinstance(checkpoint, Path):
             checkpoint = actor_pool.unpack_files(checkpoint, name)
-        self.loop = SamplingLoop(checkpoint, settings, length, guidance, threads=threads)
+        self.loop = SamplingLoop(checkpoint, settings, length, guidance, threads=threads, candidates=candidates)
         self.prompts = prompts
 
     def sample(self, batch: Batch) -> BatchOutcome:
@@ -120,7 +122,8 @@ def sample_on_pool(g: PoolSettings, guidance: GuidanceConfig, checkpoint: Path, 
     # A local Ray shares this machine's files; a cluster's machines may not.
     source = ship_checkpoint(checkpoint) if g.ray_address else checkpoint.resolve()
     spec = actor_pool.ActorSpec(GenerateWorker, (source, checkpoint.name, g.sampling, g.length, guidance,
-                                                 g.threads, ray.put(prompts)), num_cpus=1, num_gpus=g.gpus)
+                                                 g.threads, ray.put(prompts), g.candidates),
+                                num_cpus=1, num_gpus=g.gpus)
     def describe(number: int) -> str:
         b = todo[number]
         return f"the batch of samples {b.indices[0]}..{b.indices[-1]} (seed {b.seed})"

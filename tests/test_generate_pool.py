@@ -102,3 +102,23 @@ def test_a_job_whose_driver_was_killed_resumes_on_the_pool(job, ray_session, tmp
     stats = generate_to(pooled(cfg), checkpoint(cfg), out)
     assert stats["resumed_from"] == 6 and stats["made_this_run"] == 18
     assert out.read_bytes() == reference
+
+
+def test_best_of_n_on_two_workers_writes_the_in_process_records_and_candidates(job, ray_session, tmp_path):
+    from pipeline.generate import generate
+
+    cfg, _ = job
+    cfg = dataclasses.replace(cfg, generate=dataclasses.replace(cfg.generate, candidates=2))
+    outputs = []
+    for name, run_cfg in (("one", cfg), ("pool", pooled(cfg))):
+        out, side = tmp_path / name / "generated.jsonl", tmp_path / name / "generated.candidates.jsonl"
+        out.parent.mkdir()
+        stats = generate(run_cfg.generate, run_cfg.guidance, run_cfg.seed, checkpoint(cfg), out,
+                         tmp_path / name / "stats.json", side)
+        assert stats["made_this_run"] == 24 and not side.with_name(side.name + ".partial").exists()
+        outputs.append((out.read_bytes(), side.read_bytes()))
+    assert outputs[0] == outputs[1]
+    kept, rejected = read_jsonl(tmp_path / "pool" / "generated.jsonl"), read_jsonl(tmp_path / "pool" /
+                                                                                   "generated.candidates.jsonl")
+    assert len(rejected) == len(kept) == 24 and {r["candidates"] for r in kept} == {2}
+    assert {r["rank"] for r in rejected} == {2}
