@@ -8,9 +8,9 @@ so the candidates differ. The score of a candidate (higher is better):
     score = logprob + LENGTH_WEIGHT * log P(length)  - MISSING_PENALTY * (a keyword is missing)
                                                       - UNFINISHED_PENALTY * (no finished title)
 
-* every keyword present first: a keyword counts when its words are in the title as written or
-  as a regular inflection (pipeline.inflect, the forms guidance writes; decode's measure accepts
-  every spaCy lemma), and the penalty outweighs any log-prob difference, so a candidate with every keyword always wins;
+* every keyword present first: a keyword counts when its words are in the title as written
+  (pipeline.measures.coverage without lemmas; decode's measure also accepts lemmas), and the
+  penalty outweighs any log-prob difference, so a candidate with every keyword always wins;
 * then the model's own mean log-probability per generated token (fluency);
 * then length plausibility: the smoothed share of the category's training titles with this
   many words (pipeline.title_lengths), weighted so that an implausible length costs about as
@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any, Sequence
 import numpy as np
 
 from pipeline.format import parse
-from pipeline.inflect import with_base_forms
 from pipeline.io import atomic_path
 from pipeline.measures import coverage, words
 from pipeline.title_lengths import ALL
@@ -54,7 +53,7 @@ def score(draw: Draw, keywords: Sequence[str], pool: np.ndarray | None) -> float
     """The candidate's score (module doc): higher is better."""
     title = (parse(draw.text).document.title or "").strip()
     value = draw.logprob + LENGTH_WEIGHT * length_loglik(len(title.split()), pool)
-    if coverage(keywords, with_base_forms(words(title))).missing:
+    if coverage(keywords, words(title)).missing:
         value -= MISSING_PENALTY
     if not (draw.finished and title):
         value -= UNFINISHED_PENALTY

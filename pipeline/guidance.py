@@ -17,7 +17,6 @@ See docs/decisions.md, "Keyword guidance", for the reasons behind each rule.
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, Sequence
@@ -26,7 +25,6 @@ import numpy as np
 
 from pipeline.errors import ConfigError
 from pipeline.format import END_TOKEN, MARKER
-from pipeline.inflect import inflections
 
 
 @dataclass(frozen=True)
@@ -41,9 +39,6 @@ class GuidanceConfig:
     # 'length': pulls spread over, and the end held back until, a length drawn from the category's
     # training titles; 'keywords': full pull from the first word, end bias right after the last keyword.
     shape: Literal["length", "keywords"] = "length"
-    # Also follow the regular inflections of a keyword that the training titles use ('turn' as
-    # 'turning'), which count as present by their lemma.
-    inflect: bool = True
 
     @property
     def active(self) -> bool:
@@ -70,23 +65,11 @@ def spellings(keyword: str) -> list[str]:
     return [" " + words, " " + upper, words, upper]
 
 
-def variants(keyword: str, known: Counter | None) -> list[str]:
-    """`keyword` and up to MAX_VARIANTS - 1 regular inflections of its last word (pipeline.inflect)
-    that the training titles use, the most used first: 'turn' may be written 'turning'. None known
-    (a base model folder): the keyword alone."""
-    head, _, last = keyword.replace("-", " ").strip().rpartition(" ")
-    used = [w for w in inflections(last) if known and known.get(w)] if known else []
-    used.sort(key=lambda w: -known[w])
-    return [keyword] + [(head + " " if head else "") + w for w in used[: MAX_VARIANTS - 1]]
-
-
 # With `shape: length`, a keyword still owed past its due word is pulled up to this many times `strength`.
 OVERDUE_MAX = 2.0
-# A keyword is followed in up to MAX_VARIANTS written variants (variants()), each in the 4 spellings of
-# spellings(): N_FORMS slots per keyword; BARE_FORMS marks the slots without a leading space.
-MAX_VARIANTS = 4
-N_FORMS = 4 * MAX_VARIANTS
-BARE_FORMS = np.tile(np.array([False, False, True, True]), MAX_VARIANTS)
+# spellings() gives N_FORMS forms; these are the ones without a leading space.
+N_FORMS = 4
+BARE_FORMS = np.array([False, False, True, True])
 
 
 def token_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -120,9 +103,8 @@ class KeywordGuidance:
     """
 
     def __init__(self, gcfg: GuidanceConfig, enc, n_vocab: int, max_tokens: int = 8,
-                 lengths: dict[str, np.ndarray] | None = None, known: Counter | None = None):
+                 lengths: dict[str, np.ndarray] | None = None):
         self.gcfg, self.enc, self.n_vocab, self.max_tokens = gcfg, enc, n_vocab, max_tokens
-        self.known = known  # word counts of the training titles: which inflections to follow
         self.closing, self.ending, self.word_cont = token_tables(enc, n_vocab)
         # Tokens that start a new word of the title (a leading space): the graph counts words with them.
         self.new_word = np.zeros(n_vocab, dtype=bool)
@@ -138,28 +120,22 @@ class KeywordGuidance:
         """For each row's keywords: token ids [batch, max_keywords, N_FORMS, max_tokens] (-1 padded),
         lengths [batch, kw, forms], and which spellings are pulled toward [batch, kw, forms].
 
-        Each keyword fills one slot of 4 spellings per variant (variants(); unused slots stay empty).
-        Only leading-space spellings with the fewest tokens are pulled toward, and a variant only
-        where it is no longer than the keyword itself: a form the BPE splits more finely starts with
-        a short piece (' G' of ' Gym') that begins many other words, and pulling it writes those.
+        Only the leading-space spellings with the fewest tokens are pulled toward: a form the BPE
+        splits more finely starts with a short piece (' G' of ' Gym') that begins many other
+        words, and pulling it writes those instead.
         """
         shape = (len(keyword_lists), self.gcfg.max_keywords, N_FORMS)
         ids = np.full(shape + (self.max_tokens,), -1, dtype=np.int32)
         lens = np.zeros(shape, dtype=np.int32)
         pull = np.zeros(shape, dtype=bool)
-        spaced = ~BARE_FORMS[:4]
         for b, keywords in enumerate(keyword_lists):
             for s, keyword in enumerate(list(keywords)[: self.gcfg.max_keywords]):
-                shortest = 0
-                for v, variant in enumerate(variants(keyword, self.known)):
-                    forms = slice(4 * v, 4 * v + 4)
-                    for f, form in enumerate(spellings(variant), start=4 * v):
-                        toks = self.enc.encode(form)[: self.max_tokens]
-                        ids[b, s, f, : len(toks)] = toks
-                        lens[b, s, f] = len(toks)
-                    fewest = lens[b, s, forms][spaced].min()
-                    shortest = shortest or fewest
-                    pull[b, s, forms] = spaced & (lens[b, s, forms] == fewest) & (0 < fewest <= shortest)
+                for f, form in enumerate(spellings(keyword)):
+                    toks = self.enc.encode(form)[: self.max_tokens]
+                    ids[b, s, f, : len(toks)] = toks
+                    lens[b, s, f] = len(toks)
+                shortest = lens[b, s][~BARE_FORMS].min()
+                pull[b, s] = ~BARE_FORMS & (lens[b, s] == shortest) & (shortest > 0)
         return ids, lens, pull
 
     def targets(self, categories: Sequence[str | None], seed: int) -> np.ndarray:
@@ -255,12 +231,9 @@ class KeywordGuidance:
         # Forbidden while a keyword is owed: closing the title; right after a spelling: gluing onto it.
         owed = tf.reduce_any(active, axis=1)[:, tf.newaxis]
         ending = tf.reduce_any(active[..., tf.newaxis] & complete, axis=[1, 2])[:, tf.newaxis]
-        # A finished spelling may still grow into a longer variant under way (' turn' -> ' turn'+'ing'):
-        # then the word may end there or go on with that variant, nothing else.
-        glue = tf.constant(self.word_cont)[tf.newaxis, :]
-        banned = ((spelling & ~follow & ~ending)
+        banned = ((spelling & ~follow)
                   | (owed & tf.constant(self.closing)[tf.newaxis, :])
-                  | (ending & glue & ~follow))
+                  | (ending & tf.constant(self.word_cont)[tf.newaxis, :]))
         logits = tf.where(banned, tf.fill(tf.shape(logits), np.float32(-1e10)), logits)
         if self.gcfg.end_bias:
             long_enough = (n_words >= target_words)[:, tf.newaxis]  # a target of 0 is always reached
@@ -313,9 +286,8 @@ def guidance_for(gcfg: GuidanceConfig, model_path: Path) -> KeywordGuidance | No
     from gpt_2_simple.src import encoder
 
     from pipeline.model import load_hparams
-    from pipeline.title_lengths import training_lengths, training_words
+    from pipeline.title_lengths import training_lengths
 
     enc = encoder.get_encoder(str(model_path))
     lengths = training_lengths(model_path, enc) if gcfg.shape == "length" else {}
-    known = training_words(model_path, enc) if gcfg.inflect else None
-    return KeywordGuidance(gcfg, enc, load_hparams(model_path).n_vocab, lengths=lengths, known=known)
+    return KeywordGuidance(gcfg, enc, load_hparams(model_path).n_vocab, lengths=lengths)

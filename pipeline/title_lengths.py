@@ -7,7 +7,7 @@ no older run has to be trained again.
 from __future__ import annotations
 
 import re
-from collections import Counter, defaultdict
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,6 @@ DATASET = "dataset.npz"
 # The key of every title, whatever its category.
 ALL = "*"
 _DOCS = re.compile(r"[^\n]+")
-_WORDS = re.compile(r"[A-Za-z]+")
 
 
 def lengths_from_text(text: str) -> dict[str, np.ndarray]:
@@ -40,31 +39,15 @@ def lengths_from_text(text: str) -> dict[str, np.ndarray]:
     return {k: np.asarray(v, dtype=np.int32) for k, v in out.items()}
 
 
-def _training_text(model_path: Path, enc) -> str | None:
-    """The text the model in `model_path` was trained on, decoded from its `dataset.npz` with the
-    model's encoder `enc`; None when there is none (a base model folder)."""
+def training_lengths(model_path: Path, enc) -> dict[str, np.ndarray]:
+    """The title lengths of the text the model in `model_path` was trained on, decoded from its
+    `dataset.npz` with the model's encoder `enc`; {} when there is none (a base model folder)."""
     dataset = Path(model_path) / DATASET
     if not dataset.is_file():
-        return None
+        return {}
     with np.load(dataset) as data:
         ids = np.concatenate([data[name] for name in data.files])
-    return enc.decode(ids.tolist())
-
-
-def training_lengths(model_path: Path, enc) -> dict[str, np.ndarray]:
-    """The title lengths of the text the model in `model_path` was trained on ({} when unknown)."""
-    text = _training_text(model_path, enc)
-    return lengths_from_text(text) if text is not None else {}
-
-
-def training_words(model_path: Path, enc) -> Counter:
-    """How often each lower-cased word occurs in the titles the model in `model_path` was trained
-    on (each augmented copy counts); empty when unknown."""
-    text = _training_text(model_path, enc)
-    counts: Counter = Counter()
-    for line in _DOCS.findall(text or ""):
-        counts.update(w.lower() for w in _WORDS.findall(parse(line).document.title or ""))
-    return counts
+    return lengths_from_text(enc.decode(ids.tolist()))
 
 
 def draw_targets(lengths: dict[str, np.ndarray], categories: list[str | None], seed: int) -> np.ndarray:

@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Sequence
 
 from pipeline.errors import ConfigError, InputError
 from pipeline.format import END_TOKEN, parse
-from pipeline.inflect import with_base_forms
 from pipeline.measures import coverage, words
 from pipeline.prompts import Prompt, make_prompt
 from pipeline.sampling import SamplingLoop
@@ -249,7 +248,7 @@ class TitleGenerator:
         # the length limit, is not part of the title.
         title = next((title[: -k] for k in range(len(END_TOKEN) - 1, 0, -1) if title.endswith(END_TOKEN[:k])),
                      title).strip()
-        cov = coverage(prompt.keywords, with_base_forms(words(title)))
+        cov = coverage(prompt.keywords, words(title))
         return TitleRecord(title, prompt.keywords, cov.present, cov.missing, draw.logprob, draw.finished)
 
     def close(self) -> None:
