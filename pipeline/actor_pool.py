@@ -11,7 +11,9 @@ gone) is replaced by a new one and its unfinished tasks go back to the front of 
 a task that fails `attempts` times stops the pool with PoolError, after every result that
 came back was handed over (when `ordered`, those before the first missing one). What the
 driver receives therefore depends only on the tasks, never on which actor ran them or how
-often one died. Large read-only inputs (a model's files) travel through Ray's object store
+often one died. The driver can work as one more worker (`in_driver`): between dispatches it runs
+tasks itself, so a pool on one machine needs one actor fewer (encode does this on a local Ray).
+Large read-only inputs (a model's files) travel through Ray's object store
 (`ship_files`, `unpack_files`).
 """
 from __future__ import annotations
@@ -47,22 +49,26 @@ class ActorSpec:
     kwargs: dict = field(default_factory=dict)
 
 
-def start_ray(workers: int, ray_address: str | None, gpus: float = 0, section: str = "encode") -> None:
+def start_ray(workers: int, ray_address: str | None, gpus: float = 0, section: str = "encode",
+              actors: int | None = None) -> None:
     """Connect to `ray_address` when set, else start a private local Ray sized to `workers` (once per process).
 
-    gpus: GPUs each worker needs. Raises ConfigError (one line, naming `section`'s keys) when the
-    cluster cannot be reached or has too few CPUs or GPUs for `workers` actors.
+    gpus: GPUs each worker needs; actors: the Ray actors the job will run (default `workers`; fewer
+    when the driver works too). Raises ConfigError (one line, naming `section`'s keys) when the
+    cluster cannot be reached or has too few CPUs or GPUs for the actors.
     """
     import ray
 
     if not ray.is_initialized():
         _init_ray(workers, ray_address, section)
+    actors = workers if actors is None else actors
+    asked = f"{workers} workers" + (f" ({actors} Ray actors)" if actors != workers else "")
     resources = ray.cluster_resources()
-    if resources.get("CPU", 0) < workers:
-        raise ConfigError(f"{section}.workers: {workers} workers asked for but the Ray cluster has "
+    if resources.get("CPU", 0) < actors:
+        raise ConfigError(f"{section}.workers: {asked} asked for but the Ray cluster has "
                           f"{resources.get('CPU', 0):g} CPUs")
-    if gpus and resources.get("GPU", 0) < workers * gpus:
-        raise ConfigError(f"{section}.gpus: {workers} workers x {gpus:g} GPUs asked for but the Ray cluster has "
+    if gpus and resources.get("GPU", 0) < actors * gpus:
+        raise ConfigError(f"{section}.gpus: {asked} x {gpus:g} GPUs asked for but the Ray cluster has "
                           f"{resources.get('GPU', 0):g} GPUs")
 
 
@@ -137,17 +143,25 @@ def error_line(exc: BaseException) -> str:
 
 def run_pool(spec: ActorSpec, method: str, tasks: Iterable[tuple], workers: int, in_flight: int = 2,
              ordered: bool = False, attempts: int = ATTEMPTS,
-             describe: Callable[[int], str] = "batch {}".format) -> Iterator[tuple[int, Any]]:
+             describe: Callable[[int], str] = "batch {}".format,
+             in_driver: Callable[[], Callable[..., Any]] | None = None) -> Iterator[tuple[int, Any]]:
     """Run `actor.method(*args)` for every args tuple of `tasks` on `workers` actors built from `spec`.
 
-    Ray must be started (start_ray). Yields (number, result): number is the task's 0-based
-    position in `tasks`; in that order when `ordered`. Raises PoolError naming the task
-    (`describe(number)`) when one fails `attempts` times. Every actor is killed when the generator ends
-    or is closed.
-    """
-    import ray
+    Ray must be started (start_ray) when `workers` > 0. Yields (number, result): number is the
+    task's 0-based position in `tasks`; in that order when `ordered`. Raises PoolError naming the
+    task (`describe(number)`) when one fails `attempts` times. Every actor is killed when the
+    generator ends or is closed.
 
-    remote_cls = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(spec.cls)
+    in_driver: the driver works too. It is called once, after the actors were asked to start and
+    given their first tasks (so the driver's own set-up, a model load, overlaps theirs), and returns
+    the function the driver then runs on the next task whenever no actor's result is waiting.
+    A task failing there counts as one of its `attempts`, like one failing on an actor. With
+    `in_driver`, `workers` may be 0: every task runs in the driver and Ray is not used.
+    """
+    if workers:
+        import ray
+
+        remote_cls = ray.remote(num_cpus=spec.num_cpus, num_gpus=spec.num_gpus)(spec.cls)
     actors = [remote_cls.remote(*spec.args, **spec.kwargs) for _ in range(workers)]
     lives = [0] * workers  # bumped when a slot's actor is replaced
     numbered = enumerate(tasks)
@@ -157,41 +171,69 @@ def run_pool(spec: ActorSpec, method: str, tasks: Iterable[tuple], workers: int,
     held: dict[int, Any] = {}  # results waiting for an earlier one (ordered)
     next_no = 0
 
+    def take() -> tuple[int, tuple] | None:
+        return retry.popleft() if retry else next(numbered, None)
+
     def submit(slot: int) -> None:
-        item = retry.popleft() if retry else next(numbered, None)
+        item = take()
         if item is not None:
             pending[getattr(actors[slot], method).remote(*item[1])] = (item, slot, lives[slot])
+
+    def failed(item: tuple[int, tuple], exc: BaseException) -> None:
+        failures[item[0]] += 1
+        if failures[item[0]] >= attempts:
+            raise PoolError(f"{describe(item[0])} failed {failures[item[0]]} times; last error: "
+                            f"{error_line(exc)}") from None
+        retry.appendleft(item)
+
+    def deliver(number: int, result: Any) -> Iterator[tuple[int, Any]]:
+        nonlocal next_no
+        if not ordered:
+            yield number, result
+            return
+        held[number] = result
+        while next_no in held:
+            yield next_no, held.pop(next_no)
+            next_no += 1
 
     try:
         for _ in range(in_flight):
             for slot in range(workers):
                 submit(slot)
-        while pending:
-            [ref], _ = ray.wait(list(pending), num_returns=1)
-            item, slot, life = pending.pop(ref)
+        local = in_driver() if in_driver is not None else None
+        mine = None  # the task the driver runs next
+        while True:
+            if local is not None and mine is None:
+                mine = take()
+            if not pending and mine is None:
+                break
+            if pending:
+                # Results that are back first (resubmitting keeps the actors busy); wait only when the
+                # driver has nothing of its own to run.
+                ready, _ = ray.wait(list(pending), num_returns=1, timeout=None if mine is None else 0)
+                if ready:
+                    item, slot, life = pending.pop(ready[0])
+                    try:
+                        result = ray.get(ready[0])
+                    except ray.exceptions.RayError as exc:
+                        failed(item, exc)
+                        if isinstance(exc, ray.exceptions.RayActorError) and life == lives[slot]:
+                            # The actor is gone: a new one takes its slot; its other tasks fail and come back too.
+                            ray.kill(actors[slot])
+                            actors[slot] = remote_cls.remote(*spec.args, **spec.kwargs)
+                            lives[slot] += 1
+                        submit(slot)
+                        continue
+                    submit(slot)  # before handing the result over, so the actor is never idle meanwhile
+                    yield from deliver(item[0], result)
+                    continue
+            item, mine = mine, None
             try:
-                result = ray.get(ref)
-            except ray.exceptions.RayError as exc:
-                failures[item[0]] += 1
-                if failures[item[0]] >= attempts:
-                    raise PoolError(f"{describe(item[0])} failed {failures[item[0]]} times; last error: "
-                                    f"{error_line(exc)}") from None
-                if isinstance(exc, ray.exceptions.RayActorError) and life == lives[slot]:
-                    # The actor is gone: a new one takes its slot; its other tasks fail and come back too.
-                    ray.kill(actors[slot])
-                    actors[slot] = remote_cls.remote(*spec.args, **spec.kwargs)
-                    lives[slot] += 1
-                retry.appendleft(item)
-                submit(slot)
+                result = local(*item[1])
+            except Exception as exc:  # noqa: BLE001 - counted and retried like an actor's failure
+                failed(item, exc)
                 continue
-            submit(slot)  # before handing the result over, so the actor is never idle meanwhile
-            if not ordered:
-                yield item[0], result
-                continue
-            held[item[0]] = result
-            while next_no in held:
-                yield next_no, held.pop(next_no)
-                next_no += 1
+            yield from deliver(item[0], result)
     finally:
         for actor in actors:
             ray.kill(actor)

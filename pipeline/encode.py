@@ -3,9 +3,10 @@
     python keyword_encode.py --config configs/default.yaml [encode.repeat=5 ...]
 
 The driver reads and validates the CSV in chunks (pipeline.rows) and hands batches
-of rows to Ray actors that each load spaCy once and run `nlp.pipe`; documents come
-back per batch and are written in batch order, then shuffled with the run's seed,
-so the output is byte-identical whatever the number of workers.
+of rows to Ray actors that each load spaCy once and run `nlp.pipe`; on a local Ray the
+driver is one of the `workers` and encodes batches itself between dispatches (pool_shape).
+Documents come back per batch and are written in batch order, then shuffled with the
+run's seed, so the output is byte-identical whatever the number of workers.
 """
 from __future__ import annotations
 
@@ -115,7 +116,7 @@ def encode_rows(nlp, ecfg: EncodeConfig, seed: int, rows: list[Row]) -> BatchRes
 
 
 class EncodeWorker:
-    """A Ray actor: loads spaCy once, then encodes batch after batch."""
+    """A Ray actor (or the driver's own worker): loads spaCy once, then encodes batch after batch."""
 
     def __init__(self, ecfg: EncodeConfig, seed: int):
         self.ecfg, self.seed = ecfg, seed
@@ -125,23 +126,62 @@ class EncodeWorker:
         return encode_rows(self.nlp, self.ecfg, self.seed, rows)
 
 
+def pool_shape(ecfg: EncodeConfig) -> tuple[int, bool]:
+    """(Ray actors, whether the driver encodes too) for `ecfg.workers` workers.
+
+    On a private local Ray the driver is one of the workers: it loads spaCy while the actors
+    start and encodes batches between dispatches, so `workers - 1` actors are started and
+    `workers: 1` encodes in the driver without Ray. On a cluster (`ray_address` set) every worker
+    is an actor: the driver's machine need not be one the cluster may load, and it reads the input.
+    """
+    if ecfg.ray_address:
+        return ecfg.workers, False
+    return ecfg.workers - 1, True
+
+
+def _in_flight(ecfg: EncodeConfig) -> int:
+    # An actor's queue must outlast a batch the driver encodes before it dispatches again.
+    return 3 if pool_shape(ecfg)[1] else 2
+
+
 def _batches(path: Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[Row]]:
-    for chunk in iter_rows(path, ecfg, skipped):
-        for i in range(0, len(chunk), ecfg.batch_rows):
-            yield chunk[i:i + ecfg.batch_rows]
+    """Batches of `batch_rows` rows in file order, but the last `2 * batch_rows * workers` rows in
+    quarter batches, so that at the end no worker still has long batches queued while the others
+    idle. The first CSV chunk is only as large as the first dispatch needs, so work starts at once.
+    The split into batches does not change the output (each row has its own RNG)."""
+    actors, driver = pool_shape(ecfg)
+    tail, small = 2 * ecfg.batch_rows * ecfg.workers, max(1, ecfg.batch_rows // 4)
+    first = tail + ecfg.batch_rows * (actors * _in_flight(ecfg) + driver)
+    held: list[Row] = []
+    for chunk in iter_rows(path, ecfg, skipped, first_chunk_rows=first):
+        rows = held + chunk
+        cut = max(0, (len(rows) - tail) // ecfg.batch_rows * ecfg.batch_rows)
+        for i in range(0, cut, ecfg.batch_rows):
+            yield rows[i:i + ecfg.batch_rows]
+        held = rows[cut:]  # held back until it is known whether more rows follow
+    for i in range(0, len(held), small):
+        yield held[i:i + small]
 
 
 def start_ray(ecfg: EncodeConfig) -> None:
-    """Start (or join) Ray for `ecfg.workers` actors (pipeline.actor_pool.start_ray; ConfigError when it cannot)."""
-    actor_pool.start_ray(ecfg.workers, ecfg.ray_address, section="encode")
+    """Start (or join) Ray for `ecfg.workers` workers (pipeline.actor_pool.start_ray; ConfigError when it cannot).
+
+    A local Ray is sized to `workers` CPUs, one of them the driver's (pool_shape).
+    """
+    actor_pool.start_ray(ecfg.workers, ecfg.ray_address, section="encode", actors=pool_shape(ecfg)[0])
 
 
 def run_batches(ecfg: EncodeConfig, seed: int, batches: Iterator[list[Row]],
                 on_done: Callable[[int, BatchResult], None]) -> None:
-    """Encode `batches` on `workers` Ray actors (pipeline.actor_pool); `on_done(batch_no, result)` in batch order."""
-    start_ray(ecfg)
+    """Encode `batches` on `workers` workers (pool_shape: Ray actors from pipeline.actor_pool, and on a
+    local Ray the driver too); `on_done(batch_no, result)` in batch order."""
+    actors, driver = pool_shape(ecfg)
+    if actors:
+        start_ray(ecfg)
+    in_driver = (lambda: EncodeWorker(ecfg, seed).encode) if driver else None
     for batch_no, result in actor_pool.run_pool(actor_pool.ActorSpec(EncodeWorker, (ecfg, seed)), "encode",
-                                                ((b,) for b in batches), ecfg.workers, ordered=True):
+                                                ((b,) for b in batches), actors, in_flight=_in_flight(ecfg),
+                                                ordered=True, in_driver=in_driver):
         on_done(batch_no, result)
 
 

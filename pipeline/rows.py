@@ -81,8 +81,13 @@ def check_columns(path: Path, ecfg: EncodeConfig) -> dict[str, str]:
     return used
 
 
-def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterator[list[Row]]:
+def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter,
+              first_chunk_rows: int | None = None) -> Iterator[list[Row]]:
     """Chunks of valid rows of the CSV at `path`; every skipped row is counted in `skipped` by reason.
+
+    Each chunk comes from `ecfg.csv_chunk_rows` records, the first from `first_chunk_rows` when
+    given (a small first chunk lets work start before a large one is read); the rows, their
+    indices and what is skipped do not depend on the chunk sizes.
 
     Reasons: malformed_line (too many or too few fields), invalid_utf8, missing_category,
     empty_title, empty_body, too_long, duplicate. Raises InputError when no row is left to
@@ -103,7 +108,9 @@ def iter_rows(path: str | Path, ecfg: EncodeConfig, skipped: Counter) -> Iterato
         header = next(reader)
         columns = list(pd.read_csv(path, nrows=0, **_read_kwargs(ecfg)).columns)  # names as check_columns sees them
         positions = {field: columns.index(col) for field, col in used.items()}
-        while records := list(itertools.islice(reader, ecfg.csv_chunk_rows)):
+        size = min(first_chunk_rows or ecfg.csv_chunk_rows, ecfg.csv_chunk_rows)
+        while records := list(itertools.islice(reader, size)):
+            size = ecfg.csv_chunk_rows
             records = [r for r in records if r]  # blank lines are no rows
             good = [r for r in records if len(r) == len(header)]
             skipped["malformed_line"] += len(records) - len(good)

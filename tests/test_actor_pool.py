@@ -62,3 +62,45 @@ def test_shipped_files_are_unpacked_once_per_content(ray_session, tmp_path):
     assert {p.name: p.read_bytes() for p in first.iterdir()} == {"a.bin": b"\x00weights", "marker": b"m"}
     (tmp_path / "a.bin").write_bytes(b"other")
     assert unpack_files(ray.get(ship_files([tmp_path / "a.bin"])), "run1") != first
+
+
+class InDriver:
+    """The driver's own worker for `in_driver`: doubles as Doubler does and notes which tasks it ran."""
+
+    def __init__(self, ran: list):
+        self.ran = ran
+
+    def run(self, x):
+        if x == "fail":
+            raise ValueError("this task always fails")
+        self.ran.append(x)
+        return 2 * x
+
+
+def test_the_driver_works_between_dispatches_and_results_stay_in_task_order(ray_session, tmp_path):
+    ran = []
+    tasks = [(i,) for i in range(40)]
+    results = list(run_pool(ActorSpec(Doubler, (str(tmp_path),)), "run", tasks, workers=1, ordered=True,
+                            in_driver=lambda: InDriver(ran).run))
+    assert results == [(i, 2 * i) for i in range(40)]
+    assert 0 < len(ran) < 40  # the driver and the actor both worked
+
+
+def test_with_the_driver_working_an_actor_that_dies_is_still_replaced(ray_session, tmp_path):
+    # The actor gets the first tasks (dispatched before the driver starts), "die" among them.
+    tasks = [(1,), ("die",), (3,), (4,), (5,), (6,)]
+    ran = []
+    results = list(run_pool(ActorSpec(Doubler, (str(tmp_path),)), "run", tasks, workers=1, ordered=True,
+                            in_flight=2, in_driver=lambda: InDriver(ran).run))
+    assert (tmp_path / "died").exists()
+    assert results == [(0, 2), (1, "survived"), (2, 6), (3, 8), (4, 10), (5, 12)]
+
+
+def test_without_actors_the_driver_runs_every_task_and_a_failing_one_stops_the_pool(tmp_path):
+    # No Ray at all: workers=0 with the driver working.
+    ran, got = [], []
+    with pytest.raises(PoolError, match=r"task 2 failed 3 times; last error: this task always fails"):
+        for item in run_pool(ActorSpec(Doubler, (str(tmp_path),)), "run", [(0,), (1,), ("fail",), (3,)], workers=0,
+                             ordered=True, describe="task {}".format, in_driver=lambda: InDriver(ran).run):
+            got.append(item)
+    assert got == [(0, 0), (1, 2)] and ran == [0, 1]

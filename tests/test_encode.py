@@ -52,6 +52,61 @@ def test_same_seed_gives_identical_bytes_with_one_or_two_workers(tmp_path, sampl
     assert stats1["rows_encoded"] == stats2["rows_encoded"] == 60
 
 
+def test_the_driver_as_a_worker_gives_the_bytes_of_actors_alone_and_of_one_process(tmp_path, sample_csv,
+                                                                                    ray_session, monkeypatch):
+    import random
+    from collections import Counter
+
+    import pipeline.encode as stage
+    from pipeline.nlp import load_spacy
+    from pipeline.rows import iter_rows
+
+    # In the driver, count the batches it encodes itself (the actors import the class unpatched).
+    mine = Counter()
+    real = stage.EncodeWorker.encode
+
+    def counted(self, rows):
+        mine[len(rows)] += 1
+        return real(self, rows)
+
+    monkeypatch.setattr(stage.EncodeWorker, "encode", counted)
+    outs = {}
+    for workers in (1, 2, 3):  # the driver alone (no Ray); with one actor; with two
+        mine.clear()
+        outs[workers], _ = run(tmp_path, sample_csv, f"w{workers}", workers=workers, batch_rows=5, csv_chunk_rows=20)
+        assert mine, f"workers={workers}: the driver encoded nothing"
+        if workers == 1:
+            assert sum(k * v for k, v in mine.items()) == 60
+    assert 0 < sum(k * v for k, v in mine.items()) < 60  # workers=3: the actors took their share
+    # As on a Ray cluster: every worker an actor, the driver only deals.
+    monkeypatch.setattr(stage, "pool_shape", lambda ecfg: (ecfg.workers, False))
+    mine.clear()
+    outs["actors"], _ = run(tmp_path, sample_csv, "actors", workers=2, batch_rows=5, csv_chunk_rows=20)
+    assert not mine
+    # One process, one nlp.pipe over every row (bench.encode's baseline (b)).
+    ecfg = EncodeConfig(input=str(sample_csv))
+    docs = stage.encode_rows(load_spacy(ecfg.spacy_model), ecfg, 42,
+                             [r for c in iter_rows(sample_csv, ecfg, Counter()) for r in c]).documents
+    random.Random(42).shuffle(docs)
+    single = "".join(d + "\n" for d in docs).encode()
+    assert {o.read_bytes() for o in outs.values()} == {single}
+
+
+def test_batches_start_small_keep_file_order_and_end_in_quarter_batches(tmp_path):
+    from collections import Counter
+
+    from pipeline.encode import _batches
+
+    rows = [("aww", f"Title number {i} of many") for i in range(103)]
+    path = write_csv(tmp_path / "b.csv", rows)
+    ecfg = EncodeConfig(input=str(path), workers=2, batch_rows=8, csv_chunk_rows=40)
+    batches = list(_batches(path, ecfg, Counter()))
+    assert [r.index for b in batches for r in b] == list(range(103))
+    # Full batches, then at least the last 2 * batch_rows * workers = 32 rows (to the batch grid: 39) in
+    # quarter batches; chunks of 40 rows (the first would be 64 if csv_chunk_rows allowed it).
+    assert [len(b) for b in batches] == [8] * 8 + [2] * 19 + [1]
+
+
 def test_documents_follow_the_format_and_the_augmentation_rules(tmp_path, sample_csv, ray_session):
     out, stats = run(tmp_path, sample_csv, repeat=3, min_keywords=1, max_keywords=3)
     lines = out.read_text(encoding="utf-8").splitlines()

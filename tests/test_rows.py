@@ -44,3 +44,20 @@ def test_control_characters_are_removed_and_named_per_field():
     ]
     # A title of control characters only is empty once they are gone.
     assert skipped == {"empty_title": 1}
+
+
+def test_the_rows_do_not_depend_on_the_chunk_sizes(tmp_path):
+    path = tmp_path / "mixed.csv"
+    lines = ["subreddit,title"] + [f"aww,Title {i % 7}" if i % 3 else f"aww,Title {i}" for i in range(30)]
+    path.write_text("\n".join(lines[:12] + ["aww,too,many"] + lines[12:] + ["aww,"]) + "\n", encoding="utf-8")
+
+    def read_chunked(first, size):
+        skipped = Counter()
+        ecfg = EncodeConfig(input=str(path), csv_chunk_rows=size)
+        rows = [r for c in iter_rows(path, ecfg, skipped, first_chunk_rows=first) for r in c]
+        return rows, {k: v for k, v in skipped.items() if v}
+
+    whole = read_chunked(None, 50_000)
+    assert whole[1] == {"duplicate": 16, "malformed_line": 1, "empty_title": 1}
+    for first, size in ((1, 1), (1, 50_000), (3, 2), (10, 4), (40, 5)):
+        assert read_chunked(first, size) == whole
