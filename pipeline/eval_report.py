@@ -1,7 +1,8 @@
 """The result of `make eval` (pipeline.evaluate): generated titles against held-out real ones.
 
 Inputs are the evaluation run's files: decoded.csv and decode_stats.json (what decode made of the
-guided and unguided samples), encoded.txt (the training titles) and the held-out titles.
+guided and unguided samples), generated.jsonl and the trained model (each token's log-probability,
+keywords apart: pipeline.token_scores), encoded.txt (the training titles) and the held-out titles.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from pipeline.io import write_json, write_text
 from pipeline.paths import RunPaths
 from pipeline.realism import Realism, Reference, realism_by_group, realism_markdown, training_pairs
+from pipeline.token_scores import split_records
 
 # The goals of guided titles (issue 13): against the unguided samples and the real titles.
 LENGTH_TOLERANCE = 0.15  # guided mean words within 15 % of the training titles' mean
@@ -46,6 +48,11 @@ def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split:
             "novel_pct": _pct(sum(r["novel"] == "true" for r in mine), len(mine)),
             "mean_logprob": counts.get("mean_logprob"),
         }
+    with paths.generated.open(encoding="utf-8") as f:
+        splits = split_records(paths.checkpoint, (json.loads(line) for line in f))
+    for name, split in splits.items():
+        if name in by_pass:
+            by_pass[name].update(split.summary())
     realism = realism_by_group(((r["category"], r.get("guided"), r["title"]) for r in rows), ref)
     real = Realism()
     for _, title in test_pairs:
@@ -92,12 +99,17 @@ def markdown(result: dict) -> str:
              "| goal | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {name} | {fmt(c['value'])} | {c['goal']} | {'yes' if c['ok'] else 'NO'} |"
               for name, c in result["checks"].items()]
-    lines += ["", "| pass | samples | valid % | distinct titles | all keywords present % | novel % | log-prob/token |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["", "| pass | samples | valid % | distinct titles | all keywords present % | novel % | log-prob/token "
+              "| keyword tokens % | log-prob of a keyword token | of any other token |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | {p['samples']} | {fmt(p['valid_pct'])} | {p['distinct_titles']} | "
-              f"{fmt(p['all_keywords_present_pct'])} | {fmt(p['novel_pct'])} | {fmt(p['mean_logprob'])} |"
+              f"{fmt(p['all_keywords_present_pct'])} | {fmt(p['novel_pct'])} | {fmt(p['mean_logprob'])} | "
+              f"{fmt(_pct(p.get('keyword_token_share') or 0, 1) if p.get('keyword_token_share') is not None else None)} | "
+              f"{fmt(p.get('keyword_token_logprob'))} | {fmt(p.get('other_token_logprob'))} |"
               for name, p in result["passes"].items()]
-    lines += ["", "## Do they read like real titles?", ""]
+    lines += ["", "Keyword tokens: the tokens of the requested keywords in the finished samples (re-tokenised and "
+              "scored by the model, pipeline/token_scores.py); the last two columns split the log-prob/token "
+              "between them and every other token, so a gap that is all in the keyword tokens means the "
+              "title around them reads as the model would write it.", "", "## Do they read like real titles?", ""]
     lines += realism_markdown(result["realism"], "the held-out titles (of the same category, per category)")
     return "\n".join(lines)
 
