@@ -1,6 +1,6 @@
 """Encoder throughput: our Ray encoder vs a single-process nlp.pipe loop vs one remote call per row.
 
-    make bench-encode        (python -m bench.encode [--rows 64000] [--workers 2] [--no-naive])
+    make bench-encode        (python -m bench.encode [--rows 64000] [--workers 2] [--rounds 2] [--no-naive])
 
 All three encode the same rows, every one a different title (see `unique_titles`: the first
 half of one sample title joined to the second half of another, so lengths and vocabulary stay
@@ -10,7 +10,9 @@ those of real titles), with the same keyword rules, in one run:
   (c) the naive design: one remote call per row, each running nlp(text) on a Ray actor;
   (d) the ceiling for two workers on this machine: two plain processes (no Ray), each loading
       spaCy and encoding half the rows, nothing shuffled or written.
-Every job includes loading spaCy and writing its output; Ray itself is started first.
+Every job includes loading spaCy and writing its output; Ray itself is started first. (a) and (b)
+run `--rounds` times each, in the order a b, b a, ..., and their rates are over all their rounds,
+so a drift in the machine's speed during the run weighs on both alike.
 Prints rows/s of each, the ratios a/b, d/b and a/c, where (a)'s time goes (start-up,
 encoding, the serial shuffle and write, CPU used by Ray's own processes) and the load average.
 """
@@ -169,6 +171,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--sample", type=Path, default=SAMPLE)
     parser.add_argument("--no-naive", action="store_true", help="skip (c), the slowest")
+    parser.add_argument("--rounds", type=int, default=2, help="(a) and (b) alternate a, b / b, a this many times")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -180,14 +183,24 @@ def main() -> None:
               f"load average {os.getloadavg()[0]:.1f} at the start")
         r_rows, r_s = timed(lambda: sum(len(c) for c in iter_rows(ecfg.input, ecfg, Counter())))
         print(f"    reading and checking the CSV alone (the driver's share): {r_s:.1f} s")
-        phases, daemons = Phases(), ray_daemons_cpu()
-        a_rows, a_s = timed(lambda: encode(ecfg, seed, tmp / "a.txt", tmp / "a.json")["rows_encoded"])
-        print(f"(a) ray encoder      {a_rows / a_s:9.1f} rows/s  ({a_s:.1f} s)")
-        print(f"    {phases.report(a_s)}; Ray's own processes used {ray_daemons_cpu() - daemons:.1f} CPU s meanwhile")
-        b_rows, b_s = timed(single_process, ecfg, seed, tmp / "b.txt")
-        print(f"(b) single nlp.pipe  {b_rows / b_s:9.1f} rows/s  ({b_s:.1f} s)")
+        # The host's speed drifts over minutes (one quiet run gave (b) 333 rows/s, the next 421), so (a)
+        # and (b) alternate a, b, b, a, ...: each gets the same share of early and late minutes.
+        a_rows = a_s = b_rows = b_s = 0
+        legs = [x for r in range(args.rounds) for x in (("a", "b") if r % 2 == 0 else ("b", "a"))]
+        for leg in legs:
+            if leg == "a":
+                phases, daemons = Phases(), ray_daemons_cpu()
+                rows, secs = timed(lambda: encode(ecfg, seed, tmp / "a.txt", tmp / "a.json")["rows_encoded"])
+                a_rows, a_s = a_rows + rows, a_s + secs
+                print(f"(a) ray encoder      {rows / secs:9.1f} rows/s  ({secs:.1f} s)")
+                print(f"    {phases.report(secs)}; Ray's own processes used {ray_daemons_cpu() - daemons:.1f} CPU s meanwhile")
+            else:
+                rows, secs = timed(single_process, ecfg, seed, tmp / "b.txt")
+                b_rows, b_s = b_rows + rows, b_s + secs
+                print(f"(b) single nlp.pipe  {rows / secs:9.1f} rows/s  ({secs:.1f} s)")
         same = (tmp / "a.txt").read_bytes() == (tmp / "b.txt").read_bytes()
         print(f"    (a) and (b) outputs byte-identical: {same}")
+        print(f"over {args.rounds} round(s): (a) {a_rows / a_s:.1f} rows/s, (b) {b_rows / b_s:.1f} rows/s")
         d_rows, d_s = timed(two_plain_processes, ecfg, seed)
         print(f"(d) 2 plain procs    {d_rows / d_s:9.1f} rows/s  ({d_s:.1f} s; no Ray, no shuffle or write: the "
               f"ceiling for two workers here)")
