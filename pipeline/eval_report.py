@@ -50,9 +50,9 @@ def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split:
         }
     with paths.generated.open(encoding="utf-8") as f:
         splits = split_records(paths.checkpoint, (json.loads(line) for line in f))
-    for name, split in splits.items():
+    for name, tokens in splits.items():
         if name in by_pass:
-            by_pass[name].update(split.summary())
+            by_pass[name].update(tokens.summary())
     realism = realism_by_group(((r["category"], r.get("guided"), r["title"]) for r in rows), ref)
     real = Realism()
     for _, title in test_pairs:

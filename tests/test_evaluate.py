@@ -98,3 +98,28 @@ def test_a_code_change_reruns_the_stage_whose_code_it_is_and_every_later_one(tmp
     # The format every stage reads: all of them.
     os.utime(root / "pipeline" / "format.py", (base + 100,) * 2)
     assert evaluate.stale_stages(cfg) == ["encode", "train", "generate", "decode"]
+
+
+def test_the_evaluation_report_splits_the_log_prob_between_keywords_and_the_rest(trained, tmp_path):
+    """evaluation() and its markdown on a real guided + unguided job of the tiny model, generated and decoded."""
+    import shutil
+
+    from pipeline import stages
+    from pipeline.eval_report import evaluation, markdown
+    from pipeline.guidance import GuidanceConfig
+    from tests.conftest import with_generate
+
+    cfg, _ = trained
+    run = dataclasses.replace(with_generate(cfg, count=2), data_dir=str(tmp_path / "data"),
+                              guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=True))
+    shutil.copytree(cfg.paths.checkpoint_dir, run.paths.checkpoint_dir)
+    shutil.copy(cfg.paths.encoded, run.paths.encoded)
+    shutil.copy(cfg.paths.train_done, run.paths.train_done)
+    for name in ("generate", "decode"):
+        stages.run_stage(stages.BY_NAME[name], run)
+    result = evaluation(run.paths, [("aww", "My dog and Big Bird")], {"train": 300, "test": 1}, 4)
+    guided, unguided = result["passes"]["guided"], result["passes"]["unguided"]
+    assert guided["keyword_token_share"] > unguided["keyword_token_share"]
+    assert guided["keyword_token_logprob"] < 0 and guided["other_token_logprob"] < 0
+    text = markdown(result)
+    assert "300 rows trained on, 1 held out" in text and "log-prob of a keyword token" in text
