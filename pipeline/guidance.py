@@ -279,8 +279,9 @@ def _token_max(want: Any, target: Any, logits: Any, value: Any) -> Any:
     return tf.tensor_scatter_nd_max(tf.zeros_like(logits), hits, tf.gather_nd(value, where[:, :2]))
 
 
-def guidance_for(gcfg: GuidanceConfig, model_path: Path) -> KeywordGuidance | None:
-    """The hook for the model in `model_path`, or None when guidance is off (strength 0)."""
+def guidance_for(gcfg: GuidanceConfig, model_path: Path, enc=None) -> KeywordGuidance | None:
+    """The hook for the model in `model_path` (whose encoder `enc` the caller may have read already),
+    or None when guidance is off (strength 0)."""
     if not gcfg.active:
         return None
     from gpt_2_simple.src import encoder
@@ -288,6 +289,6 @@ def guidance_for(gcfg: GuidanceConfig, model_path: Path) -> KeywordGuidance | No
     from pipeline.model import load_hparams
     from pipeline.title_lengths import training_lengths
 
-    enc = encoder.get_encoder(str(model_path))
+    enc = enc if enc is not None else encoder.get_encoder(str(model_path))
     lengths = training_lengths(model_path, enc) if gcfg.shape == "length" else {}
     return KeywordGuidance(gcfg, enc, load_hparams(model_path).n_vocab, lengths=lengths)

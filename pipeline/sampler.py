@@ -124,11 +124,12 @@ class Sampler:
     """One TensorFlow graph and session for a whole generation job.
 
     model_path: a folder with hparams.json, encoder.json, vocab.bpe and a checkpoint
-    (gpt-2-simple's `checkpoint_dir/run_name`, or a base model folder).
+    (gpt-2-simple's `checkpoint_dir/run_name`, or a base model folder); enc: its encoder when the
+    caller has read it already (the keyword guidance needs it too).
     """
 
     def __init__(self, model_path: Path, settings: SamplingSettings, hook: LogitsHook | None = None,
-                 threads: int = 0):
+                 threads: int = 0, enc=None):
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
@@ -138,7 +139,7 @@ class Sampler:
         ckpt = tf.train.latest_checkpoint(str(self.model_path))
         if ckpt is None:
             raise InputError(f"no checkpoint in {self.model_path} (run the train stage first)")
-        self.enc = encoder.get_encoder(str(self.model_path))
+        self.enc = enc if enc is not None else encoder.get_encoder(str(self.model_path))
         self.hparams = load_hparams(self.model_path)
         self.tail = end_tail(self.enc)
         self.hook = hook

@@ -52,14 +52,17 @@ class SamplingLoop:
 
     def __init__(self, checkpoint: Path, settings: SamplingSettings, length: int,
                  guidance: GuidanceConfig | None = None, threads: int = 0, candidates: int = 1):
+        from gpt_2_simple.src import encoder
+
         from pipeline.guidance import guidance_for
 
         self.length = length
         self.candidates = candidates  # best-of-n (pipeline.best_of): samples drawn per requested title
         self._title_lengths: dict | None = None
-        self.guidance = guidance_for(guidance, checkpoint) if guidance is not None else None
+        enc = encoder.get_encoder(str(checkpoint))  # read once, for the guidance and the sampler
+        self.guidance = guidance_for(guidance, checkpoint, enc) if guidance is not None else None
         self.hook = self.graph_hook(self.guidance)
-        self.sampler = Sampler(checkpoint, settings, hook=self.hook, threads=threads)
+        self.sampler = Sampler(checkpoint, settings, hook=self.hook, threads=threads, enc=enc)
 
     def graph_hook(self, guidance: KeywordGuidance | None) -> LogitsHook | None:
         """The logits hook the graph is built with: the keyword guidance (or none). A subclass may
