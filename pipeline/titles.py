@@ -243,11 +243,9 @@ class TitleGenerator:
 
     @staticmethod
     def _record(prompt: Prompt, draw) -> TitleRecord:
-        title = (parse(draw.text).document.title or "").strip()
-        # A start of the end marker left before the real one ('cat<|<|endoftext|>'), or cut off by
-        # the length limit, is not part of the title.
-        title = next((title[: -k] for k in range(len(END_TOKEN) - 1, 0, -1) if title.endswith(END_TOKEN[:k])),
-                     title).strip()
+        # parse cuts a title at a broken-off end marker ('cat<|<|endoftext|>'); a lone '<' left by the
+        # length limit is not part of the title either.
+        title = (parse(draw.text).document.title or "").strip().removesuffix(END_TOKEN[0]).strip()
         cov = coverage(prompt.keywords, words(title))
         return TitleRecord(title, prompt.keywords, cov.present, cov.missing, draw.logprob, draw.finished)
 

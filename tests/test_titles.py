@@ -127,3 +127,15 @@ def test_the_documented_api_example_runs(tiny_yaml, capsys):
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 6 and all(re.match(r"\s*-\d+\.\d\d \| .+ \| ", line) for line in lines[:5])
     assert lines[5] == "trained categories: aww, science"
+
+
+def test_a_title_stops_at_a_broken_off_end_marker_or_a_lone_angle_bracket():
+    from pipeline.format import build_prefix
+    from pipeline.prompts import make_prompt
+    from pipeline.sampling import Draw
+    from pipeline.titles import TitleGenerator
+
+    prompt = make_prompt("aww", ["cat"], 1, "test")
+    for tail, title in (("My cat<|<|endoftext|>", "My cat"), ("My cat <", "My cat"), ("My cat<|end", "My cat")):
+        record = TitleGenerator._record(prompt, Draw(build_prefix("aww", ["cat"]) + tail, True, -1.0))
+        assert record.title == title and record.keywords_present == ("cat",)
