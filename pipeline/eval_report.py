@@ -103,7 +103,7 @@ def markdown(result: dict) -> str:
               "| keyword tokens % | log-prob of a keyword token | of any other token |", "|---|---|---|---|---|---|---|---|---|---|"]
     lines += [f"| {name} | {p['samples']} | {fmt(p['valid_pct'])} | {p['distinct_titles']} | "
               f"{fmt(p['all_keywords_present_pct'])} | {fmt(p['novel_pct'])} | {fmt(p['mean_logprob'])} | "
-              f"{fmt(_pct(p.get('keyword_token_share') or 0, 1) if p.get('keyword_token_share') is not None else None)} | "
+              f"{fmt(p.get('keyword_token_pct'))} | "
               f"{fmt(p.get('keyword_token_logprob'))} | {fmt(p.get('other_token_logprob'))} |"
               for name, p in result["passes"].items()]
     lines += ["", "Keyword tokens: the tokens of the requested keywords in the finished samples (re-tokenised and "

@@ -35,12 +35,12 @@ class Split:
         self.other_tokens += other.other_tokens
 
     def summary(self) -> dict:
-        """Mean log-prob per keyword token and per other token, and keyword tokens' share of all."""
+        """Mean log-prob per keyword token and per other token, and keyword tokens' share of all, in %."""
         total = self.keyword_tokens + self.other_tokens
         return {
             "keyword_token_logprob": round(self.keyword_sum / self.keyword_tokens, 4) if self.keyword_tokens else None,
             "other_token_logprob": round(self.other_sum / self.other_tokens, 4) if self.other_tokens else None,
-            "keyword_token_share": round(self.keyword_tokens / total, 4) if total else None,
+            "keyword_token_pct": round(100 * self.keyword_tokens / total, 2) if total else None,
         }
 
 

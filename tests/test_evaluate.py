@@ -119,7 +119,7 @@ def test_the_evaluation_report_splits_the_log_prob_between_keywords_and_the_rest
         stages.run_stage(stages.BY_NAME[name], run)
     result = evaluation(run.paths, [("aww", "My dog and Big Bird")], {"train": 300, "test": 1}, 4)
     guided, unguided = result["passes"]["guided"], result["passes"]["unguided"]
-    assert guided["keyword_token_share"] > unguided["keyword_token_share"]
+    assert guided["keyword_token_pct"] > unguided["keyword_token_pct"]
     assert guided["keyword_token_logprob"] < 0 and guided["other_token_logprob"] < 0
     text = markdown(result)
     assert "300 rows trained on, 1 held out" in text and "log-prob of a keyword token" in text

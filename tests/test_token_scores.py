@@ -35,7 +35,8 @@ def test_the_split_covers_every_generated_token_once(scorer):
     total = Split()
     total.add(split)
     total.add(none)
-    assert total.summary()["keyword_token_share"] == pytest.approx(split.keyword_tokens / (2 * none.other_tokens), abs=1e-4)
+    assert total.summary()["keyword_token_pct"] == pytest.approx(100 * split.keyword_tokens / (2 * none.other_tokens),
+                                                                 abs=1e-2)
 
 
 def test_the_scores_are_the_samplers_own_log_probabilities(trained, scorer):
