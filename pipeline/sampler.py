@@ -22,7 +22,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from pipeline.errors import InputError
-from pipeline.format import END_TOKEN
+from pipeline.format import BROKEN_MARKER, END_TOKEN
 
 
 # Nucleus sampling looks at this many most likely tokens first (see _top_p).
@@ -84,6 +84,27 @@ def end_tail(enc) -> list[int]:
     return tail
 
 
+def marker_rest(enc) -> tuple[np.ndarray, list[int]]:
+    """What finishes a begun end marker: (a [n_vocab] mask of the tokens whose text ends with '<|',
+    the tokens that spell the rest of the end marker after them).
+
+    Inside a title the format allows no '<|' (clean_text removes it from training titles), so one
+    can only begin the end marker; a weak model often goes on with 'startoftext' instead, and its
+    title then never ends. The rest is empty (nothing is forced) when the vocabulary does not
+    spell the marker with a token boundary right after '<|' the same way in every context.
+    """
+    opener = np.zeros(len(enc.decoder), dtype=bool)
+    for idx in enc.decoder:
+        opener[idx] = enc.decode([idx]).endswith(BROKEN_MARKER)
+    rests = set()
+    for prev in ("a", "a?", "a.", "1", "a!", "a)", "a'"):
+        ids = enc.encode(prev + END_TOKEN)
+        cut = [i for i in range(1, len(ids)) if enc.decode(ids[:i]) == prev + BROKEN_MARKER]
+        rests.add(tuple(ids[cut[0]:]) if cut else ())
+    rest = rests.pop() if len(rests) == 1 else ()
+    return opener, list(rest)
+
+
 def _top_k(tf, logits, k: int):
     if k <= 0:
         return logits
@@ -142,6 +163,7 @@ class Sampler:
         self.enc = enc if enc is not None else encoder.get_encoder(str(self.model_path))
         self.hparams = load_hparams(self.model_path)
         self.tail = end_tail(self.enc)
+        self.opener, self.rest = marker_rest(self.enc)
         self.hook = hook
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -168,6 +190,26 @@ class Sampler:
             out = gpt_model.model(hparams=hp, X=tokens, past=past, reuse=tf.compat.v1.AUTO_REUSE)
             return out["logits"][:, -1, : hp.n_vocab], out["present"]
 
+        opener, rest = tf.constant(self.opener), self.rest
+        # Left padding, so the look-back below never runs off a short prompt: a token that neither
+        # begins nor continues a marker.
+        pad = next(i for i in range(len(self.opener)) if not self.opener[i] and i not in rest)
+
+        def finish_marker(logits, tokens):
+            """`logits` with only the end marker's next token allowed in rows that have begun it."""
+            if not rest:
+                return logits
+            back = tf.concat([tf.fill([batch, len(rest)], pad), tokens], axis=1)
+            forced = tf.fill([batch], -1)
+            for j in range(len(rest)):  # j tokens of the rest already written after the opener
+                ok = tf.gather(opener, back[:, -(j + 1)])
+                if j:
+                    ok &= tf.reduce_all(tf.equal(back[:, -j:], tf.constant(rest[:j])[tf.newaxis, :]), axis=1)
+                forced = tf.where(ok, rest[j], forced)
+            keep = tf.one_hot(tf.maximum(forced, 0), hp.n_vocab, on_value=True, off_value=False)
+            drop = tf.logical_and((forced >= 0)[:, tf.newaxis], tf.logical_not(keep))
+            return tf.where(drop, tf.fill(tf.shape(logits), -1e10), logits)
+
         # The prompt minus its last token fills the cache; the loop feeds one token per step.
         _, past0 = run_model(self.context[:, :-1])
         state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
@@ -178,6 +220,7 @@ class Sampler:
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
                 logits, state = self.hook.step(logits, state, tokens, done)
+            logits = finish_marker(logits, tokens)
             logits = logits / tf.cast(settings.temperature, tf.float32)
             logits = _top_p(tf, _top_k(tf, logits, settings.top_k), settings.top_p)
             token = tf.random.stateless_categorical(

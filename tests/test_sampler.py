@@ -52,3 +52,29 @@ def test_nucleus_fast_path_keeps_exactly_what_a_full_sort_keeps():
                 assert inside.sum() >= 0.9 - 1e-5 and inside.sum() - inside[-1] < 0.9 + 1e-5
             # Both paths are exercised: within the 16 fast candidates, and far beyond them.
             assert (kept.sum(1) <= 16).all() if few else (kept.sum(1) > 16).all()
+
+
+def test_a_begun_end_marker_is_finished_not_turned_into_a_new_document(trained):
+    from pipeline.format import BROKEN_MARKER, START_TOKEN
+    from pipeline.sampler import Sampler, SamplingSettings, marker_rest
+
+    cfg, _ = trained
+    with Sampler(checkpoint(cfg), SamplingSettings(temperature=1.0, top_p=0.0)) as sampler:
+        opener, rest = marker_rest(sampler.enc)
+        assert rest and sampler.decode(rest) == END_TOKEN[len(BROKEN_MARKER):]
+        assert opener.sum() >= 1 and all(sampler.decode([i]).endswith(BROKEN_MARKER) for i in opener.nonzero()[0])
+        # A title whose last token begins the marker: every sample spells the rest of the end
+        # marker and nothing else, whatever the seed, even where the model would start a document.
+        prompt = sampler.encode(build_prefix("aww", ["dog"]) + "My dog" + BROKEN_MARKER)
+        start_rest = sampler.encode(START_TOKEN)[-len(rest):]
+        for seed in range(4):
+            out = sampler.sample([prompt] * 3, length=20, seed=seed)
+            assert out.steps == len(rest)
+            for row in out.tokens.tolist():
+                assert row[len(prompt):] == rest and row[len(prompt):] != start_rest
+                assert sampler.decode(row).endswith("My dog" + END_TOKEN)
+        # Half way through the marker it goes on from where it is (this vocabulary spells the rest
+        # with more than one token).
+        assert len(rest) > 1
+        half = sampler.sample([prompt + rest[:1]] * 2, length=20, seed=0)
+        assert half.tokens[:, len(prompt) + 1:].tolist() == [rest[1:]] * 2
