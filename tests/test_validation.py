@@ -11,8 +11,8 @@ from pipeline.errors import ConfigError
 from pipeline.format import section_regex
 from pipeline.model import ModelConfig
 from pipeline.train import TrainConfig
+from pipeline.train import run as train_stage
 from pipeline.validation import Validator, split_documents
-from tests.conftest import train_run
 from tests.test_model import write_encoded
 
 _TITLE = section_regex("title")
@@ -61,9 +61,11 @@ def test_training_logs_validation_loss_and_keeps_the_best_weights(tmp_path):
                               val_every=10, keep_best=True))
         cfg.paths.run_dir.mkdir(parents=True)
         write_encoded(cfg.paths.encoded, 300)
-        record = train_run(cfg)
+        line = train_stage(cfg.model, cfg.train, cfg.seed, cfg.paths)  # the stage, as make runs it
+        record = json.loads(cfg.paths.train_done.read_text())
     finally:
         os.chdir(cwd)
+    assert f"weights of step {record['validation']['weights_from_step']}," in line and "stopped early" not in line
     ckpt = tmp_path / "data" / "runs" / "val" / "checkpoint" / "run1"
     rows = list(csv.DictReader((ckpt / "loss.csv").open(encoding="utf-8")))
     assert [int(r["step"]) for r in rows if r["val_loss"]] == [10, 20, 30, 40] and len(rows) == 40
