@@ -84,16 +84,16 @@ def end_tail(enc) -> list[int]:
     return tail
 
 
-def marker_rest(enc) -> tuple[np.ndarray, list[int]]:
-    """What finishes a begun end marker: (a [n_vocab] mask of the tokens whose text ends with '<|',
-    the tokens that spell the rest of the end marker after them).
+def marker_rest(enc, n_vocab: int = 0) -> tuple[np.ndarray, list[int]]:
+    """What finishes a begun end marker: (a mask over the vocabulary, at least `n_vocab` long, of the
+    tokens whose text ends with '<|'; the tokens that spell the rest of the end marker after them).
 
     Inside a title the format allows no '<|' (clean_text removes it from training titles), so one
     can only begin the end marker; a weak model often goes on with 'startoftext' instead, and its
     title then never ends. The rest is empty (nothing is forced) when the vocabulary does not
     spell the marker with a token boundary right after '<|' the same way in every context.
     """
-    opener = np.zeros(len(enc.decoder), dtype=bool)
+    opener = np.zeros(max(len(enc.decoder), n_vocab), dtype=bool)
     for idx in enc.decoder:
         opener[idx] = enc.decode([idx]).endswith(BROKEN_MARKER)
     rests = set()
@@ -163,7 +163,7 @@ class Sampler:
         self.enc = enc if enc is not None else encoder.get_encoder(str(self.model_path))
         self.hparams = load_hparams(self.model_path)
         self.tail = end_tail(self.enc)
-        self.opener, self.rest = marker_rest(self.enc)
+        self.opener, self.rest = marker_rest(self.enc, self.hparams.n_vocab)
         self.hook = hook
         self.graph = tf.Graph()
         with self.graph.as_default():

@@ -273,7 +273,7 @@ def run(m: ModelConfig, t: TrainConfig, seed: int, paths: RunPaths) -> str:
     record = train(m, t, seed, paths.encoded, paths.checkpoint_dir, paths.train_done, paths.scratch_model)
     val = record.get("validation") or {}
     # `steps` counts saved steps; an early stop ends between saves, and keep_best loads other weights.
-    stop = (f"stopped early at step {val['stopped_early']['step']}, " if val.get("stopped_early") else "")
+    stop = f"stopped early at step {val['stopped_early']['step']}, " if val.get("stopped_early") else ""
     weights = f"weights of step {val['weights_from_step']}, " if val.get("weights_from_step") is not None else ""
     return (f"train: {record['steps']} steps saved, {stop}{weights}final loss {record['final_loss']}, "
             f"{record['tokens_per_s']} tokens/s -> {paths.train_done}")
