@@ -25,6 +25,8 @@ from pipeline.errors import InputError
 from pipeline.format import BROKEN_MARKER, END_TOKEN
 
 
+# What a title's last characters may be when the end marker follows: its spelling is read in each.
+END_CONTEXTS = ("a", "a?", "a.", "1", "a!", "a)", "a'")
 # Nucleus sampling looks at this many most likely tokens first (see _top_p).
 NUCLEUS_FAST_K = 256
 
@@ -72,7 +74,7 @@ def end_tail(enc) -> list[int]:
     can merge with punctuation before it ('?<|'), so only the common suffix of a few
     spellings in context is a reliable signal.
     """
-    spellings = [enc.encode(prev + END_TOKEN) for prev in ("a", "a?", "a.", "1", "a!", "a)", "a'")]
+    spellings = [enc.encode(prev + END_TOKEN) for prev in END_CONTEXTS]
     tail: list[int] = []
     for position in range(1, min(len(s) for s in spellings) + 1):
         ids = {s[-position] for s in spellings}
@@ -97,7 +99,7 @@ def marker_rest(enc, n_vocab: int = 0) -> tuple[np.ndarray, list[int]]:
     for idx in enc.decoder:
         opener[idx] = enc.decode([idx]).endswith(BROKEN_MARKER)
     rests = set()
-    for prev in ("a", "a?", "a.", "1", "a!", "a)", "a'"):
+    for prev in END_CONTEXTS:
         ids = enc.encode(prev + END_TOKEN)
         cut = [i for i in range(1, len(ids)) if enc.decode(ids[:i]) == prev + BROKEN_MARKER]
         rests.add(tuple(ids[cut[0]:]) if cut else ())
