@@ -27,6 +27,7 @@ from pipeline.format import BROKEN_MARKER, END_TOKEN
 
 # What a title's last characters may be when the end marker follows: its spelling is read in each.
 END_CONTEXTS = ("a", "a?", "a.", "1", "a!", "a)", "a'")
+
 # Nucleus sampling looks at this many most likely tokens first (see _top_p).
 NUCLEUS_FAST_K = 256
 
