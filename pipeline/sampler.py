@@ -202,7 +202,7 @@ class Sampler:
             """`logits` with only the end marker's next token allowed in rows that have begun it."""
             if not rest:
                 return logits
-            back = tf.concat([tf.fill([batch, len(rest)], pad), tokens], axis=1)
+            back = tf.concat([tf.fill([batch, len(rest)], pad), tokens[:, -len(rest):]], axis=1)
             forced = tf.fill([batch], -1)
             for j in range(len(rest)):  # j tokens of the rest already written after the opener
                 ok = tf.gather(opener, back[:, -(j + 1)])
