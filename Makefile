@@ -55,9 +55,9 @@ export: $(EXPORT_TARGET)  ## stage 0: submissions dump -> subreddit,title CSV
 # Synthetic monthly dumps for configs/export-example.yaml, made only when missing (no code
 # prerequisite, so an existing dump is never rewritten). Real dumps go elsewhere in data/dumps/.
 data/dumps/synthetic/RS_%.zst: | $(STAMP)
-	$(PY) -m pipeline.dumpgen $@ --rows 30000 --seed 0
+	$(PY) -m pipeline.export.dumpgen $@ --rows 30000 --seed 0
 data/dumps/synthetic/RS_%.parquet: | $(STAMP)
-	$(PY) -m pipeline.dumpgen $@ --rows 30000 --seed 0
+	$(PY) -m pipeline.export.dumpgen $@ --rows 30000 --seed 0
 
 encode: $(ENCODE_TARGET)  ## stage 1: CSV -> keyword-tagged training text (+ stats JSON)
 train: $(TRAIN_TARGET)  ## stage 2: fine-tune GPT-2 (or a from-scratch model) on the encoded text
@@ -94,10 +94,10 @@ clean:  ## delete every generated file and the .venv
 # Titles on demand (docs/serving.md): a trained run answering single requests.
 .PHONY: titles serve bench-serve
 titles: $(STAMP)  ## one-shot titles: make titles OVERRIDES='--category cooking --keywords "garlic bread" -n 5'
-	$(PY) -m pipeline.titles --config $(CONFIG) $(OVERRIDES)
+	$(PY) -m pipeline.serve.titles --config $(CONFIG) $(OVERRIDES)
 
 serve: $(STAMP)  ## HTTP API + web page on 127.0.0.1 (port from the config's serve: section)
-	$(PY) -m pipeline.api --config $(CONFIG) $(OVERRIDES)
+	$(PY) -m pipeline.serve --config $(CONFIG) $(OVERRIDES)
 
 bench-serve: $(STAMP)  ## title server load test: 8 concurrent clients vs one at a time, latency, RSS
 	$(PY) -m bench.serve --config $(CONFIG) $(OVERRIDES)

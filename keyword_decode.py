@@ -15,11 +15,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterable
 
-from pipeline.decode import canonical_sections, decode_sample
-from pipeline.dedupe import DedupeStore
-from pipeline.format import END_TOKEN, START_TOKEN, check_tokens
-from pipeline.io import atomic_path
-from pipeline.samples import GPT2_SIMPLE_DELIM, read_delimited, read_records
+from pipeline.core.format import END_TOKEN, START_TOKEN, check_tokens
+from pipeline.core.io import atomic_path
+from pipeline.decode import (DedupeStore, GPT2_SIMPLE_DELIM, canonical_sections, decode_sample, read_delimited,
+                             read_records)
 
 _CHUNK = 10_000
 
@@ -50,7 +49,7 @@ def decode_texts(texts: Iterable[str | dict], sections: Iterable[str] = ("title"
     several are; keywords come back as one space-separated string and an absent
     section as ''. Texts that never reached the end token (unless `keep_unfinished`)
     or whose requested title is empty are left out; pass a Counter as `dropped` to
-    get how many per reason. The tokens are fixed by pipeline/format.py.
+    get how many per reason. The tokens are fixed by pipeline/core/format.py.
     """
     check_tokens(start_token, end_token)
     return list(_decoded(texts, canonical_sections(sections), keep_unfinished, dropped))

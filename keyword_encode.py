@@ -9,8 +9,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline.core.format import END_TOKEN, START_TOKEN, check_tokens
 from pipeline.encode import EncodeConfig, encode
-from pipeline.format import END_TOKEN, START_TOKEN, check_tokens
 
 
 def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_field: str | None = None,
@@ -22,7 +22,7 @@ def encode_keywords(csv_path: str, out_path: str = "csv_encoded.txt", category_f
     """Encode `csv_path` into `out_path` as the original `encode_keywords` did; returns the stats.
 
     The stats JSON is written beside the output (`<out_path>.stats.json`). The tokens are fixed by
-    pipeline/format.py (every stage must agree on them), so other values are rejected.
+    pipeline/core/format.py (every stage must agree on them), so other values are rejected.
     """
     check_tokens(start_token, end_token)
     ecfg = EncodeConfig(input=csv_path, category_field=category_field, title_field=title_field,

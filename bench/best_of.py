@@ -24,9 +24,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.guidance import all_present  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.generate import plan_job  # noqa: E402
-from pipeline.jobfile import batch_records  # noqa: E402
-from pipeline.prompts import load_prompts  # noqa: E402
-from pipeline.sampling import SamplingLoop  # noqa: E402
+from pipeline.generate.jobfile import batch_records  # noqa: E402
+from pipeline.generate import load_prompts  # noqa: E402
+from pipeline.generate import SamplingLoop  # noqa: E402
 
 
 def run_k(checkpoint: Path, prompts, g, guidance, seed: int, k: int) -> tuple[list[dict], float]:

@@ -6,7 +6,7 @@ Writes a synthetic generate-stage JSON Lines file (seeded; titles drawn from a f
 vocabulary, about 10 % needing spaCy lemmas for keyword coverage, 5 % unfinished,
 5 % repeats of an earlier sample) and, in one run, decodes its first `baseline`
 samples and all `samples` samples with
-  (a) pipeline.decode.decode, the decode stage (streaming, on-disk de-duplication),
+  (a) pipeline.decode.stage.decode, the decode stage (streaming, on-disk de-duplication),
   (b) the naive design: read every record into a list, decode_texts on the whole list,
       de-duplicate with a Python set (regex decoding only: no coverage, no novelty).
 Each job runs in a fresh process, whose peak resident memory (ru_maxrss) is read at
@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.format import END_TOKEN, START_TOKEN
+from pipeline.core.format import END_TOKEN, START_TOKEN
 
 NOUNS = ("dog cat game movie book phone car house garden city coffee pizza guitar camera bike beach "
          "mountain river song teacher doctor friend neighbour computer keyboard window door kitchen "

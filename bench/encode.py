@@ -5,7 +5,7 @@
 All three encode the same rows, every one a different title (see `unique_titles`: the first
 half of one sample title joined to the second half of another, so lengths and vocabulary stay
 those of real titles), with the same keyword rules, in one run:
-  (a) pipeline.encode.encode: Ray actors fed batches of rows, nlp.pipe inside;
+  (a) pipeline.encode.stage.encode: Ray actors fed batches of rows, nlp.pipe inside;
   (b) one process: read, spaCy nlp.pipe, augment, shuffle, write;
   (c) the naive design: one remote call per row, each running nlp(text) on a Ray actor;
   (d) the ceiling for two workers on this machine: two plain processes (no Ray), each loading
@@ -29,10 +29,10 @@ from pathlib import Path
 
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
-from pipeline.encode import EncodeConfig, EncodeWorker, encode, encode_rows, start_ray  # noqa: E402
-from pipeline.keywords import extract_keywords, keyword_subsets, straighten_quotes  # noqa: E402
-from pipeline.nlp import load_spacy  # noqa: E402
-from pipeline.rows import iter_rows  # noqa: E402
+from pipeline.encode.stage import EncodeConfig, EncodeWorker, encode, encode_rows, start_ray  # noqa: E402
+from pipeline.encode import extract_keywords, keyword_subsets, straighten_quotes  # noqa: E402
+from pipeline.core.nlp import load_spacy  # noqa: E402
+from pipeline.encode.rows import iter_rows  # noqa: E402
 
 SAMPLE = Path("data/sample_titles.csv")
 SEED = 42  # the default config's
@@ -133,11 +133,11 @@ def one_call_per_row(ecfg: EncodeConfig, seed: int) -> int:
 
 
 class Phases:
-    """Where (a)'s time goes: wraps pipeline.encode.run_batches to note when the first batch came back
+    """Where (a)'s time goes: wraps pipeline.encode.stage.run_batches to note when the first batch came back
     and when the last did; `report(total)` splits the run into start-up, encoding and the serial tail."""
 
     def __init__(self):
-        import pipeline.encode as stage
+        import pipeline.encode.stage as stage
 
         self.marks: list[float] = []
         real = stage.run_batches

@@ -4,7 +4,7 @@
 
 The dump (NDJSON, zstd with the 2 GiB window, as real dumps) is generated once into
 bench/out/. Each job then runs in a fresh process, so its peak RSS is its own:
-  (a) export: pipeline.export.export with the DuckDB engine, the CSV written;
+  (a) export: pipeline.export.stage.export with the DuckDB engine, the CSV written;
   (b) decompress: only zstd-decompress the dump and count its lines (the floor any reader pays);
   (c) pandas: the obvious alternative, every line json.loads-ed into one DataFrame in memory
       and the same semantics computed with pandas.
@@ -33,7 +33,7 @@ def _peak_rss_mb() -> float:
 
 
 def job_export(dump: Path, memory_limit: str = "2GB") -> dict:
-    from pipeline.export import DuckDBConfig, ExportConfig, export
+    from pipeline.export.stage import DuckDBConfig, ExportConfig, export
 
     out = OUT / "export-bench.csv"
     ecfg = ExportConfig(inputs=(str(dump),), output=str(out), duckdb=DuckDBConfig(memory_limit=memory_limit))
@@ -98,7 +98,7 @@ def recompress(src: Path, dst: Path) -> None:
     """Write the NDJSON of `src` again with zstd level 3's ordinary window (2 MiB)."""
     import zstandard
 
-    from pipeline.io import atomic_path
+    from pipeline.core.io import atomic_path
 
     with open(src, "rb") as fin, atomic_path(dst) as tmp, open(tmp, "wb") as fout:
         reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(fin)
@@ -140,7 +140,7 @@ def main(argv: list[str]) -> int:
         print(json.dumps(result))
         return 0
 
-    from pipeline.dumpgen import write_dump
+    from pipeline.export.dumpgen import write_dump
 
     dump = OUT / f"RS_2019-08.{args.rows}.{args.seed}.zst"
     if not dump.exists():

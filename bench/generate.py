@@ -8,7 +8,7 @@ prompts (the first --prompts rows of the config's prompts, --count samples each)
 same batch size, max length and sampling settings (by default the config's whole prompts
 file, 16 samples per prompt, and the config's generate.batch_size and generate.length),
 in one process:
-  (a) ours: pipeline.sampling.SamplingLoop (graph built once, batches stop when every sample
+  (a) ours: pipeline.generate.sampling.SamplingLoop (graph built once, batches stop when every sample
       ended), batches planned as the generate stage plans them;
   (b) baseline: gpt2.load_gpt2 once, then one gpt2.generate(..., prefix=..., nsamples=count,
       batch_size=..., length=..., truncate=END_TOKEN) call per prompt, as a gpt-2-simple
@@ -42,12 +42,12 @@ from pathlib import Path
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from pipeline.config import load_config  # noqa: E402
-from pipeline.format import END_TOKEN  # noqa: E402
+from pipeline.core.format import END_TOKEN  # noqa: E402
 from pipeline.generate import generate, plan_job  # noqa: E402
-from pipeline.jobfile import JobFile, batch_records  # noqa: E402
-from pipeline.guidance import GuidanceConfig  # noqa: E402
-from pipeline.prompts import Prompt, load_prompts  # noqa: E402
-from pipeline.sampling import SamplingLoop  # noqa: E402
+from pipeline.generate.jobfile import JobFile, batch_records  # noqa: E402
+from pipeline.generate import GuidanceConfig  # noqa: E402
+from pipeline.generate import Prompt, load_prompts  # noqa: E402
+from pipeline.generate import SamplingLoop  # noqa: E402
 
 
 def ours(checkpoint: Path, prompts: list[Prompt], g, seed: int, guidance: GuidanceConfig | None = None
@@ -90,7 +90,7 @@ def baseline(checkpoint: Path, prompts: list[Prompt], g, seed: int) -> tuple[int
 
 def one_actor_pool(g, guidance: GuidanceConfig, seed: int, checkpoint: Path, out: Path) -> None:
     """(p2): the stage's job on a pool of one actor (not a config choice: workers 1 runs in process)."""
-    from pipeline.generate_pool import Planner, sample_on_pool
+    from pipeline.generate.pool import Planner, sample_on_pool
 
     prompts = load_prompts(g)
     batches, total = plan_job(Planner(checkpoint, guidance), prompts, g, guidance, seed)
@@ -106,7 +106,7 @@ def pool_comparison(cfg, prompts: list[Prompt], threads: int, rounds: int = 1) -
 
     rounds: run the three that many times, in reverse order every other round, and compare each
     one's best (on a shared machine the best is the run least slowed by others' work)."""
-    from pipeline.actor_pool import start_ray
+    from pipeline.core.actor_pool import start_ray
 
     checkpoint, seed = cfg.paths.checkpoint, cfg.seed
     with tempfile.TemporaryDirectory() as tmp:

@@ -6,7 +6,7 @@
 Both sides use the config's trained checkpoint (`make train` first), its prompts (the
 first --prompts rows, --count samples each), batch size, length, sampling settings and
 seed, in one process:
-  (a) unguided: pipeline.sampling.SamplingLoop with no hook (the sampler of a run without guidance);
+  (a) unguided: pipeline.generate.sampling.SamplingLoop with no hook (the sampler of a run without guidance);
   (b) guided: the same sampler with the config's `guidance:` hook (strength from the config).
 Each side is timed from building its graph to the last sample; the sides alternate for
 --rounds rounds and each side's total time counts, so a slow spell of the machine hits both.
@@ -26,8 +26,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.generate import ours  # noqa: E402
 from pipeline.config import load_config  # noqa: E402
 from pipeline.decode import extract  # noqa: E402
-from pipeline.measures import coverage, words  # noqa: E402
-from pipeline.prompts import load_prompts  # noqa: E402
+from pipeline.core.measures import coverage, words  # noqa: E402
+from pipeline.generate import load_prompts  # noqa: E402
 
 
 def all_present(records: list[dict]) -> float:

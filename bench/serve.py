@@ -3,7 +3,7 @@
     make bench-serve [CONFIG=configs/default.yaml]
     python -m bench.serve --config configs/default.yaml [--clients 8] [--requests 100] [--n 4] [section.key=value ...]
 
-Starts the real server (`python -m pipeline.api`, a uvicorn subprocess on 127.0.0.1 and a free
+Starts the real server (`python -m pipeline.serve`, a uvicorn subprocess on 127.0.0.1 and a free
 port) over the config's trained run (`make encode train` first), warms it up, then sends
 requests made from the run's generation prompts (category and keywords, in turn):
   (a) concurrent: --clients threads, each sending --requests requests of --n titles in a loop;
@@ -30,7 +30,7 @@ import httpx
 import psutil
 
 from pipeline.config import load_config
-from pipeline.prompts import load_prompts
+from pipeline.generate import load_prompts
 
 OUT = Path("bench/out/serve.json")
 
@@ -43,7 +43,7 @@ def free_port() -> int:
 
 def start_server(config: str, overrides: list[str], port: int) -> tuple[subprocess.Popen, str]:
     """The server subprocess and its base URL, once /healthz answers (at most 180 s)."""
-    cmd = [sys.executable, "-m", "pipeline.api", "--config", config, *overrides, f"serve.port={port}"]
+    cmd = [sys.executable, "-m", "pipeline.serve", "--config", config, *overrides, f"serve.port={port}"]
     proc = subprocess.Popen(cmd, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180

@@ -18,8 +18,8 @@ import sys
 from dataclasses import dataclass
 
 from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError, InputError, StageError
-from pipeline.imports import ROOT, closure, module_file
+from pipeline.core.errors import ConfigError, InputError, StageError
+from pipeline.core.imports import ROOT, closure, module_file
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class Stage:
 
     @property
     def script(self) -> str:
-        """The project module or script the command starts ('keyword_encode' or 'pipeline.train')."""
+        """The project module or script the command starts ('keyword_encode' or 'pipeline.train.stage')."""
         return self.command.removeprefix("-m ").removesuffix(".py")
 
 

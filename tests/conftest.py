@@ -12,7 +12,7 @@ os.environ.setdefault("RAY_AUTH_MODE", "disabled")
 
 @pytest.fixture(scope="session")
 def nlp():
-    from pipeline.nlp import load_spacy
+    from pipeline.core.nlp import load_spacy
 
     return load_spacy("en_core_web_sm")
 
@@ -22,7 +22,7 @@ def ray_session():
     """A local Ray with 2 CPUs, shut down at the end of the session."""
     import ray
 
-    from pipeline.encode import EncodeConfig, start_ray
+    from pipeline.encode.stage import EncodeConfig, start_ray
 
     start_ray(EncodeConfig(workers=2))
     yield
@@ -37,8 +37,7 @@ TINY_STEPS = 200
 def trained(tmp_path_factory):
     """A Config whose run folder holds a tiny model trained for TINY_STEPS steps, and its train.done record."""
     from pipeline.config import Config
-    from pipeline.model import ModelConfig
-    from pipeline.train import TrainConfig, train
+    from pipeline.train import ModelConfig, TrainConfig, train
     from tests.test_model import write_encoded
 
     root = tmp_path_factory.mktemp("run")

@@ -1,16 +1,16 @@
 """keyword_decode.py: the original scripts' Python API (`decode_texts`, `decode_file`), and its
-agreement with the decode stage: both follow pipeline.decode.decode_sample."""
+agreement with the decode stage: both follow pipeline.decode.stage.decode_sample."""
 import csv
 import json
 from collections import Counter
 
 import pytest
 
-import pipeline.samples
+import pipeline.decode.samples
 from keyword_decode import decode_file, decode_texts
+from pipeline.core.errors import InputError
+from pipeline.core.format import Document, END_TOKEN as E, START_TOKEN as S, build_document, clean_text
 from pipeline.decode import DecodeConfig, decode
-from pipeline.errors import InputError
-from pipeline.format import END_TOKEN as E, START_TOKEN as S, Document, build_document, clean_text
 
 FULL = f"{S}~`pics~^sunset lake~@Golden hour~}}Shot on a phone{E}"
 
@@ -63,7 +63,7 @@ def test_cleaned_titles_with_format_characters_decode_back_exactly():
 
 
 def test_other_tokens_and_unknown_sections_are_rejected():
-    with pytest.raises(ValueError, match="fixed by pipeline/format.py"):
+    with pytest.raises(ValueError, match="fixed by pipeline/core/format.py"):
         decode_texts([FULL], start_token="<s>")
     with pytest.raises(ValueError, match="'summary' is not one of"):
         decode_texts([FULL], sections=["summary"])
@@ -71,7 +71,7 @@ def test_other_tokens_and_unknown_sections_are_rejected():
 
 def test_decode_file_streams_gpt2_simple_output(tmp_path, monkeypatch):
     # A tiny read size makes samples and delimiters straddle reads.
-    monkeypatch.setattr(pipeline.samples, "_READ_CHARS", 7)
+    monkeypatch.setattr(pipeline.decode.samples, "_READ_CHARS", 7)
     delim = "=" * 20 + "\n"
     samples = [FULL, f"{S}~`a~^x~@Second, with a comma{E}", FULL, f"{S}~`a~^x~@cut off", f"{S}~`a~^x~@{E}"]
     src = tmp_path / "gen.txt"

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.config import Config, load_config
-from pipeline.errors import ConfigError
-from pipeline.paths import RunPaths
+from pipeline.core.errors import ConfigError
+from pipeline.core.paths import RunPaths
 from pipeline.stages import STAGES, code_files, make_deps, make_escape
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -46,10 +46,12 @@ def test_each_stage_uses_exactly_the_paths_it_declares(stage):
 def test_makefile_and_commands_come_from_the_table(stage):
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(rf"^{stage.name}: \$\({stage.name.upper()}_TARGET\)", makefile, re.M)
-    script = ROOT / (stage.command.removeprefix("-m ").replace(".", "/").removesuffix("/py") + ".py")
+    # `-m pipeline.train` runs the package's __main__.py; `keyword_encode.py` is a script.
+    target = ROOT / stage.script.replace(".", "/")
+    script = target / "__main__.py" if target.is_dir() else target.with_suffix(".py")
     assert f'main(["{stage.name}", *sys.argv[1:]])' in script.read_text(encoding="utf-8")
     files = code_files(stage)
-    assert f"{stage.module.replace('.', '/')}.py" in files and "pipeline/config.py" not in files
+    assert f"{stage.module.replace('.', '/')}/__init__.py" in files and "pipeline/config.py" not in files
 
 
 def test_make_rules_escape_what_make_would_read_as_syntax(tmp_path):
@@ -113,7 +115,7 @@ guidance: {{strength: 0.0}}
         assert again.returncode == 0 and "pipeline." not in again.stdout and ".py --config" not in again.stdout
         changed = _make("generate", f"CONFIG={config}", "OVERRIDES=generate.count=3", env=env)
         assert changed.returncode == 0, changed.stderr[-3000:]
-        assert "pipeline.generate" in changed.stdout and "pipeline.train" not in changed.stdout
+        assert "-m pipeline.generate " in changed.stdout and "-m pipeline.train " not in changed.stdout
         assert "keyword_encode.py" not in changed.stdout
     finally:
         shutil.rmtree(ROOT / "data" / "runs" / name, ignore_errors=True)

@@ -1,0 +1,8 @@
+"""What every stage shares; any package may import these modules directly.
+
+format (the training text format: markers, documents, clean_text), errors (the errors users
+see), io (atomic outputs, small JSON records), paths (every output file of a run), nlp (the spaCy
+model by a configurable name), measures (keyword coverage, words, novelty: what a title holds,
+one rule for decode, generate, report and serve), actor_pool (the Ray pool of encode and
+generate), imports (the project's import graph, for make and the layout tests).
+"""

@@ -1,0 +1,286 @@
+"""A batched GPT-2 sampler whose TensorFlow graph is built once per job and stops early.
+
+gpt-2-simple's `generate` adds a new sampling graph to the session on every call and
+always runs the full length. Here one graph serves every batch of a job: the prompt
+goes in through a placeholder, the transformer's key/value cache (`past`) grows in a
+`tf.while_loop`, and the loop ends as soon as every sample of the batch has produced
+the end marker (or the length limit is reached). Each batch draws its random numbers
+from a stateless generator keyed by (batch seed, step), so a batch gives the same
+samples whatever ran before it in the session (which is what makes a resumed job
+identical to an uninterrupted one).
+
+Per-step logits processing has one hook point (`LogitsHook`) for per-sample logit
+biases with per-sample state (keyword guidance); with no hook the sampler is plain
+temperature / top-k / top-p sampling.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, Sequence
+
+import numpy as np
+
+from pipeline.core.errors import InputError
+from pipeline.core.format import BROKEN_MARKER, END_TOKEN
+
+
+# What a title's last characters may be when the end marker follows: its spelling is read in each.
+END_CONTEXTS = ("a", "a?", "a.", "1", "a!", "a)", "a'")
+
+# Nucleus sampling looks at this many most likely tokens first (see _top_p).
+NUCLEUS_FAST_K = 256
+
+
+@dataclass(frozen=True)
+class SamplingSettings:
+    """How the next token is drawn. top_k 0 and top_p 0 (or 1) mean no truncation."""
+
+    temperature: float = 0.7
+    top_k: int = 0
+    top_p: float = 0.9
+
+
+class LogitsHook(Protocol):
+    """Per-step logits processing with per-sample state, applied before temperature and truncation.
+
+    The sampler calls `initial_state` once while building the graph (it may create placeholders,
+    which the caller fills per batch through `Sampler.sample(..., feed=...)`), keeps the state in
+    the while-loop, and calls `step` every
+    step with the raw next-token logits [batch, n_vocab], the state, every token so far
+    [batch, time] (prompt included) and the done flags [batch]; `step` returns new logits and
+    the new state, with the same structure and shapes as `state_shapes`.
+    """
+
+    def initial_state(self, batch_size: Any) -> tuple: ...
+
+    def state_shapes(self) -> tuple: ...
+
+    def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]: ...
+
+
+@dataclass
+class SamplerOutput:
+    """What one batch gives back: every row's tokens (prompt included) and the loop's step count."""
+
+    tokens: np.ndarray  # [batch, prompt + steps]
+    steps: int  # while-loop iterations actually run (<= the length limit)
+    logprob: np.ndarray  # [batch] mean log-probability per new token under the model itself (see _build)
+
+
+def end_tail(enc) -> list[int]:
+    """The token ids that end the end marker whatever character comes before it.
+
+    gpt-2-simple's encoder spells "<|endoftext|>" with ordinary tokens and the first of them
+    can merge with punctuation before it ('?<|'), so only the common suffix of a few
+    spellings in context is a reliable signal.
+    """
+    spellings = [enc.encode(prev + END_TOKEN) for prev in END_CONTEXTS]
+    tail: list[int] = []
+    for position in range(1, min(len(s) for s in spellings) + 1):
+        ids = {s[-position] for s in spellings}
+        if len(ids) != 1:
+            break
+        tail.insert(0, ids.pop())
+    if not tail:
+        raise InputError(f"the vocabulary cannot spell {END_TOKEN} consistently")
+    return tail
+
+
+def marker_rest(enc, n_vocab: int = 0) -> tuple[np.ndarray, list[int]]:
+    """What finishes a begun end marker: (a mask over the vocabulary, at least `n_vocab` long, of the
+    tokens whose text ends with '<|'; the tokens that spell the rest of the end marker after them).
+
+    Inside a title the format allows no '<|' (clean_text removes it from training titles), so one
+    can only begin the end marker; a weak model often goes on with 'startoftext' instead, and its
+    title then never ends. The rest is empty (nothing is forced) when the vocabulary does not
+    spell the marker with a token boundary right after '<|' the same way in every context.
+    """
+    opener = np.zeros(max(len(enc.decoder), n_vocab), dtype=bool)
+    for idx in enc.decoder:
+        opener[idx] = enc.decode([idx]).endswith(BROKEN_MARKER)
+    rests = set()
+    for prev in END_CONTEXTS:
+        ids = enc.encode(prev + END_TOKEN)
+        cut = [i for i in range(1, len(ids)) if enc.decode(ids[:i]) == prev + BROKEN_MARKER]
+        rests.add(tuple(ids[cut[0]:]) if cut else ())
+    rest = rests.pop() if len(rests) == 1 else ()
+    return opener, list(rest)
+
+
+def _top_k(tf, logits, k: int):
+    if k <= 0:
+        return logits
+    kth = tf.math.top_k(logits, k=k).values[:, -1:]
+    return tf.where(logits < kth, tf.fill(tf.shape(logits), -1e10), logits)
+
+
+def _nucleus_floor(tf, logits, ordered, p: float):
+    """The smallest logit kept by nucleus sampling, per row, from `ordered` (the largest logits, descending)."""
+    probs = tf.exp(ordered - tf.reduce_logsumexp(logits, axis=-1, keepdims=True))
+    before = tf.cumsum(probs, axis=-1, exclusive=True)
+    # The most likely token always stays (before == 0 < p), so the set is never empty.
+    kept = tf.where(before < p, ordered, tf.fill(tf.shape(ordered), np.float32(np.inf)))
+    return tf.reduce_min(kept, axis=-1, keepdims=True)
+
+
+def _top_p(tf, logits, p: float, fast_k: int = NUCLEUS_FAST_K):
+    """Keep the smallest set of most likely tokens whose probability reaches p (nucleus).
+
+    Sorting the whole vocabulary every step is the costly part; when the `fast_k` most likely
+    tokens of every row already hold probability p, the nucleus lies among them and a partial
+    top-k is enough. Otherwise the full sort runs, so the result is the same either way.
+    """
+    if p <= 0.0 or p >= 1.0:
+        return logits
+    n_vocab = logits.shape[-1]
+    if n_vocab is None or n_vocab <= fast_k:
+        floor = _nucleus_floor(tf, logits, tf.sort(logits, direction="DESCENDING", axis=-1), p)
+    else:
+        top = tf.math.top_k(logits, k=fast_k).values
+        mass = tf.reduce_sum(tf.exp(top - tf.reduce_logsumexp(logits, axis=-1, keepdims=True)), axis=-1)
+        floor = tf.cond(tf.reduce_all(mass >= p), lambda: _nucleus_floor(tf, logits, top, p),
+                        lambda: _nucleus_floor(tf, logits, tf.sort(logits, direction="DESCENDING", axis=-1), p))
+    return tf.where(logits < floor, tf.fill(tf.shape(logits), -1e10), logits)
+
+
+class Sampler:
+    """One TensorFlow graph and session for a whole generation job.
+
+    model_path: a folder with hparams.json, encoder.json, vocab.bpe and a checkpoint
+    (gpt-2-simple's `checkpoint_dir/run_name`, or a base model folder); enc: its encoder when the
+    caller has read it already (the keyword guidance needs it too).
+    """
+
+    def __init__(self, model_path: Path, settings: SamplingSettings, hook: LogitsHook | None = None,
+                 threads: int = 0, enc=None):
+        import tensorflow as tf
+        from gpt_2_simple.src import encoder
+
+        from pipeline.train import load_hparams, session_config
+
+        self.model_path = Path(model_path)
+        ckpt = tf.train.latest_checkpoint(str(self.model_path))
+        if ckpt is None:
+            raise InputError(f"no checkpoint in {self.model_path} (run the train stage first)")
+        self.enc = enc if enc is not None else encoder.get_encoder(str(self.model_path))
+        self.hparams = load_hparams(self.model_path)
+        self.tail = end_tail(self.enc)
+        self.opener, self.rest = marker_rest(self.enc, self.hparams.n_vocab)
+        self.hook = hook
+        self.graph = tf.Graph()
+        with self.graph.as_default():
+            self._build(tf, settings)
+            saver = tf.compat.v1.train.Saver(var_list=[v for v in tf.compat.v1.global_variables()
+                                                       if v.name.startswith("model/")])
+            self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf, threads))
+            saver.restore(self.sess, ckpt)
+        self.graph.finalize()  # a later accidental op would rebuild per batch; fail loudly instead
+
+    def _build(self, tf, settings: SamplingSettings) -> None:
+        from gpt_2_simple.src import model as gpt_model
+
+        hp = self.hparams
+        self.context = tf.compat.v1.placeholder(tf.int32, [None, None], name="context")
+        self.max_new = tf.compat.v1.placeholder(tf.int32, [], name="max_new")
+        self.seed = tf.compat.v1.placeholder(tf.int32, [], name="seed")
+        batch = tf.shape(self.context)[0]
+        tail = tf.constant(self.tail, dtype=tf.int32)
+        k = len(self.tail)
+        special_end = self.enc.encoder.get(END_TOKEN, -1)
+
+        def run_model(tokens, past=None):
+            out = gpt_model.model(hparams=hp, X=tokens, past=past, reuse=tf.compat.v1.AUTO_REUSE)
+            return out["logits"][:, -1, : hp.n_vocab], out["present"]
+
+        opener, rest = tf.constant(self.opener), self.rest
+        # Left padding, so the look-back below never runs off a short prompt: a token that neither
+        # begins nor continues a marker.
+        pad = next(i for i in range(len(self.opener)) if not self.opener[i] and i not in rest)
+
+        def finish_marker(logits, tokens):
+            """`logits` with only the end marker's next token allowed in rows that have begun it."""
+            if not rest:
+                return logits
+            back = tf.concat([tf.fill([batch, len(rest)], pad), tokens[:, -len(rest):]], axis=1)
+            forced = tf.fill([batch], -1)
+            for j in range(len(rest)):  # j tokens of the rest already written after the opener
+                ok = tf.gather(opener, back[:, -(j + 1)])
+                if j:
+                    ok &= tf.reduce_all(tf.equal(back[:, -j:], tf.constant(rest[:j])[tf.newaxis, :]), axis=1)
+                forced = tf.where(ok, rest[j], forced)
+            keep = tf.one_hot(tf.maximum(forced, 0), hp.n_vocab, on_value=True, off_value=False)
+            drop = tf.logical_and((forced >= 0)[:, tf.newaxis], tf.logical_not(keep))
+            return tf.where(drop, tf.fill(tf.shape(logits), -1e10), logits)
+
+        # The prompt minus its last token fills the cache; the loop feeds one token per step.
+        _, past0 = run_model(self.context[:, :-1])
+        state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
+
+        def body(step, past, prev, tokens, done, logp, state):
+            logits, present = run_model(prev[:, tf.newaxis], past)
+            # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
+            own = tf.nn.log_softmax(logits)
+            if self.hook is not None:
+                logits, state = self.hook.step(logits, state, tokens, done)
+            logits = finish_marker(logits, tokens)
+            logits = logits / tf.cast(settings.temperature, tf.float32)
+            logits = _top_p(tf, _top_k(tf, logits, settings.top_k), settings.top_p)
+            token = tf.random.stateless_categorical(
+                logits, 1, seed=tf.stack([self.seed, step]), dtype=tf.int32)[:, 0]
+            tokens = tf.concat([tokens, token[:, tf.newaxis]], axis=1)
+            live = tf.logical_not(done)  # tokens up to and including the end marker count
+            logp = logp + tf.stack([tf.where(live, tf.gather(own, token, batch_dims=1), 0.0),
+                                    tf.cast(live, tf.float32)], axis=1)
+            ended = tf.reduce_all(tf.equal(tokens[:, -k:], tail[tf.newaxis, :]), axis=1)
+            done = done | ended | tf.equal(token, special_end)
+            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, logp, state
+
+        def cond(step, past, prev, tokens, done, logp, state):
+            return tf.logical_and(step < self.max_new, tf.logical_not(tf.reduce_all(done)))
+
+        past_shape = tf.TensorShape(gpt_model.past_shape(hparams=hp, batch_size=None))
+        state_shapes = tuple(self.hook.state_shapes()) if self.hook else ()
+        steps, _, _, tokens, done, logp, _ = tf.while_loop(
+            cond, body,
+            loop_vars=(tf.constant(0), past0, self.context[:, -1], self.context,
+                       tf.zeros([batch], dtype=tf.bool), tf.zeros([batch, 2]), state0),
+            shape_invariants=(tf.TensorShape([]), past_shape, tf.TensorShape([None]),
+                              tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
+                              state_shapes),
+        )
+        self.out_tokens, self.out_steps = tokens, steps
+        # (sum of log-probs, tokens counted) -> mean per token
+        self.out_logprob = logp[:, 0] / tf.maximum(logp[:, 1], 1.0)
+
+    def encode(self, text: str) -> list[int]:
+        return self.enc.encode(text)
+
+    def decode(self, tokens: Sequence[int]) -> str:
+        return self.enc.decode([int(t) for t in tokens])
+
+    def max_new_tokens(self, prompt_len: int, length: int) -> int:
+        """`length` capped so prompt plus sample fit in the model's context window."""
+        return max(0, min(length, self.hparams.n_ctx - prompt_len))
+
+    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None) -> SamplerOutput:
+        """Sample one batch: `prompts` are token lists of one length (>= 2 tokens each).
+
+        length: at most this many new tokens; seed: this batch's seed; feed: values for the
+        hook's placeholders (e.g. KeywordGuidance.feed).
+        """
+        if len({len(p) for p in prompts}) != 1 or len(prompts[0]) < 2:
+            raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
+        inputs = {self.context: np.asarray(prompts, dtype=np.int32),
+                  self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
+        tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
+        return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
+
+    def close(self) -> None:
+        self.sess.close()
+
+    def __enter__(self) -> Sampler:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()

@@ -1,0 +1,14 @@
+"""Stage 2, train: fine-tune GPT-2 (released, or a small one from scratch) with gpt-2-simple.
+
+    python -m pipeline.train --config configs/default.yaml
+
+Modules, in the order data flows: model (the `model:` section: a base model in the layout
+gpt-2-simple reads, and the helpers that read its hyper-parameters), validation (held-out
+documents, validation loss, early stopping), log (dataset tokens, step counter, loss.csv),
+stage (`run`: the `train:` section -> checkpoint + train.done).
+"""
+from pipeline.train.log import TRAINED_CATEGORIES
+from pipeline.train.model import ModelConfig, load_hparams, session_config
+from pipeline.train.stage import TrainConfig, run, train
+
+__all__ = ["ModelConfig", "TRAINED_CATEGORIES", "TrainConfig", "load_hparams", "run", "session_config", "train"]

@@ -1,0 +1,207 @@
+"""Keyword guidance on the tiny model trained in the tests (conftest `trained`).
+
+The tiny model learned titles about nine nouns; asked for words it never saw in a title
+('banana', 'moon') it does not write them unguided, and guidance must make it.
+"""
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.config import load_config
+from pipeline.core.errors import ConfigError
+from pipeline.core.format import build_prefix
+from pipeline.core.measures import coverage, words
+from pipeline.decode import extract
+from pipeline.generate.guidance import GuidanceConfig, KeywordGuidance, spellings
+from pipeline.generate.sampler import Sampler, SamplingSettings
+from tests.conftest import checkpoint, generate_to, read_jsonl, with_generate
+
+UNSEEN = (("banana",), ("moon", "dog"))
+
+
+def test_spellings_cover_leading_space_bare_and_capitalised():
+    assert spellings("dog") == [" dog", " Dog", "dog", "Dog"]
+    assert spellings("Big-Bird") == [" Big Bird", " Big Bird", "Big Bird", "Big Bird"]
+    assert spellings("-") == []
+
+
+def test_bad_guidance_values_name_the_key(tmp_path):
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("guidance:\n  strength: 2\n", encoding="utf-8")
+    assert load_config(cfg, []).guidance.strength == 2.0
+    for override, key in (("guidance.strength=-1", "strength"), ("guidance.budget=0", "budget"),
+                          ("guidance.max_keywords=0", "max_keywords")):
+        with pytest.raises(ConfigError, match=rf"guidance\.{key}"):
+            load_config(cfg, [override])
+
+
+def _hook(trained, **kw):
+    from gpt_2_simple.src import encoder
+
+    cfg, _ = trained
+    enc = encoder.get_encoder(str(checkpoint(cfg)))
+    return KeywordGuidance(GuidanceConfig(**kw), enc, len(enc.encoder)), enc
+
+
+def test_only_the_shortest_leading_space_spellings_are_pulled(trained):
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    ids, lens, pull = hook.keyword_table([("dog", "banana")])
+    for k, keyword in enumerate(("dog", "banana")):
+        spaced = [len(enc.encode(form)) for form in spellings(keyword)[:2]]
+        assert list(lens[0, k]) == [len(enc.encode(form)) for form in spellings(keyword)]
+        assert list(pull[0, k]) == [n == min(spaced) for n in spaced] + [False, False]
+        assert list(ids[0, k, 0, : lens[0, k, 0]]) == enc.encode(" " + keyword)
+    # Unused keyword slots are empty (length 0) and never pulled.
+    assert hook.keyword_table([("dog",)])[1][0, 1].sum() == 0
+
+
+def _written_after(hook, enc, prompt: str, continuation: list[int]):
+    """Run the hook's step over `continuation` (tokens after `prompt`) in a graph; the final `used` flags."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        context = np.asarray([enc.encode(prompt)], dtype=np.int32)
+        state = hook.initial_state(1)
+        tokens = tf.constant(context)
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            _, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+        return sess.run(state[0], feed_dict=hook.feed([("dog", "moon")]))[0].tolist()
+
+
+def test_a_keyword_counts_once_its_word_is_complete(trained):
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    prompt = build_prefix("aww", ["dog", "moon"])
+    assert _written_after(hook, enc, prompt, enc.encode("My dog ate")) == [True, False]
+    assert _written_after(hook, enc, prompt, enc.encode("My moon and dog!")) == [True, True]
+    # Glued onto a longer word, or cut off before its last token, it is not written.
+    assert _written_after(hook, enc, prompt, enc.encode("My dogma")) == [False, False]
+    moon = enc.encode(" moon")
+    assert _written_after(hook, enc, prompt, enc.encode("My") + moon[:-1])[1] is (len(moon) == 1)
+    # As the title's first word it may come without the leading space.
+    assert _written_after(hook, enc, prompt, enc.encode("Dog days")) == [True, False]
+
+
+def test_strength_zero_gives_exactly_the_unguided_samples(trained):
+    cfg, _ = trained
+    settings = SamplingSettings(temperature=0.9)
+    prompt_kws = ("banana",)
+    outs = []
+    hooked, _ = _hook(trained, strength=0.0)
+    strong, _ = _hook(trained, strength=8.0)
+    for hook, strength in ((None, None), (hooked, None), (strong, 0.0)):
+        with Sampler(checkpoint(cfg), settings, hook=hook) as sampler:
+            tokens = [sampler.encode(build_prefix("aww", prompt_kws))] * 4
+            feed = None if hook is None else hook.feed([prompt_kws] * 4, strength=strength)
+            outs.append(sampler.sample(tokens, length=60, seed=3, feed=feed))
+    for out in outs[1:]:
+        assert np.array_equal(out.tokens, outs[0].tokens) and np.array_equal(out.logprob, outs[0].logprob)
+
+
+def _all_present(records):
+    hits = []
+    for r in records:
+        values = extract(r["text"], ("keywords", "title")).values
+        hits.append(not coverage(values["keywords"].split(), words(values["title"])).missing)
+    return sum(hits) / len(hits)
+
+
+def test_guidance_writes_the_keywords_the_model_would_not(trained, tmp_path):
+    cfg, _ = trained
+    plain = with_generate(cfg, categories=("aww", "science"), keyword_sets=UNSEEN, count=8, length=40)
+    guided = dataclasses.replace(plain, guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=True))
+    plain_stats = generate_to(plain, checkpoint(cfg), tmp_path / "plain.jsonl")
+    stats = generate_to(guided, checkpoint(cfg), tmp_path / "guided.jsonl")
+    base = read_jsonl(tmp_path / "plain.jsonl")
+    both = read_jsonl(tmp_path / "guided.jsonl")
+    n = len(base)
+    assert [r["index"] for r in both] == list(range(2 * n))
+    on, off = both[:n], both[n:]
+    assert all(r["guided"] for r in on) and not any(r["guided"] for r in off)
+    # The unguided half of the comparison is the plain job, sample for sample.
+    assert [(r["text"], r["seed"], r["logprob"]) for r in off] == [(r["text"], r["seed"], r["logprob"]) for r in base]
+    assert [(r["keywords"], r["seed"]) for r in on] == [(r["keywords"], r["seed"]) for r in base]
+    assert _all_present(base) <= 0.2
+    assert _all_present(on) >= 0.8
+    assert "passes" in stats and stats["passes"]["guided"]["samples"] == n
+    assert plain_stats["passes"] == {"plain": plain_stats["passes"]["plain"]}
+    assert json.loads((tmp_path / "generate_stats.json").read_text()) == stats
+
+
+def _titles(trained, hook, keywords, seed=11):
+    cfg, _ = trained
+    with Sampler(checkpoint(cfg), SamplingSettings(temperature=0.8), hook=hook) as sampler:
+        tokens = [sampler.encode(build_prefix("aww", keywords))] * 16
+        out = sampler.sample(tokens, length=40, seed=seed,
+                             feed=hook.feed([keywords] * 16, categories=["aww"] * 16, seed=seed))
+        texts = [sampler.decode(row) for row in out.tokens]
+    return [extract(t, ("title",)).values["title"] for t in texts if "<|endoftext|>" in t]
+
+
+def test_the_length_rule_does_not_end_a_guided_title_early(trained):
+    from gpt_2_simple.src import encoder
+
+    cfg, _ = trained
+    enc = encoder.get_encoder(str(checkpoint(cfg)))
+    target = {"aww": np.array([8]), "*": np.array([8])}
+    # The end bias ends a title soon after the rule allows it: right after the keywords under the
+    # old rule, not before the target length under the length rule.
+    kws = ("banana", "moon")
+    old = KeywordGuidance(GuidanceConfig(strength=8.0, end_bias=4.0, shape="keywords"), enc, len(enc.encoder))
+    new = KeywordGuidance(GuidanceConfig(strength=8.0, end_bias=4.0, shape="length"), enc, len(enc.encoder),
+                          lengths=target)
+    assert list(new.targets(["aww", None], seed=1)) == [8, 8] and list(old.targets(["aww"], seed=1)) == [0]
+    short, shaped = _titles(trained, old, kws), _titles(trained, new, kws)
+    assert len(shaped) >= 8 and len(short) >= 8
+    assert all(not coverage(kws, words(t)).missing for t in shaped)
+    assert min(len(t.split()) for t in shaped) >= 8 - 1, shaped  # ends at the target (a last word may be cut short)
+
+
+def _end_bias_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
+    """Per step of `continuation` (after an 'aww' prompt for 'dog'): whether the end marker's tokens
+    were biased at that step."""
+    import tensorflow as tf
+
+    prompt = enc.encode(build_prefix("aww", ["dog"]))
+    flags = []
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        state = hook.initial_state(1)
+        tokens = tf.constant([prompt], dtype=tf.int32)
+        ending = int(np.flatnonzero(hook.ending)[0])
+        steps = []
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+            steps.append(logits[0, ending] > 0)
+        feed = hook.feed([("dog",)])
+        feed[hook._inputs[4]] = np.array([target], dtype=np.int32)
+        flags = sess.run(steps, feed_dict=feed)
+    return [bool(f) for f in flags]
+
+
+def test_the_end_bias_waits_for_the_target_length(trained):
+    hook, enc = _hook(trained, strength=8.0, end_bias=4.0, shape="length")
+    words_in = [enc.encode(w) for w in ("My", " dog", " ate", " the", " big", " cake")]
+    continuation = [t for w in words_in for t in w]
+    word_of_step = [0] + [i + 1 for i, w in enumerate(words_in) for _ in w]  # words begun before each step
+    biased = _end_bias_after(hook, enc, continuation, target=5)
+    # 'dog' is written by word 2, but the end is only pulled once 5 words were begun.
+    assert biased == [n >= 5 for n in word_of_step], (biased, word_of_step)
+    assert _end_bias_after(hook, enc, continuation, target=0)[len(words_in[0]) + len(words_in[1]) + 1]
+
+
+def test_the_pull_rises_with_the_title_so_keywords_spread_over_it(trained):
+    import tensorflow as tf
+
+    hook, _ = _hook(trained, strength=8.0, max_keywords=3)
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        lens = tf.constant(np.array([[[1, 1, 1, 1], [1, 1, 1, 1], [0, 0, 0, 0]]], dtype=np.int32))
+        scale = [sess.run(hook._pull_scale(lens, tf.constant([9]), tf.constant([w]))) for w in (1, 3, 6)]
+        assert np.allclose(scale[0][0][:2], [1 / 3, 1 / 6])  # due at words 3 and 6 (the empty slot is never pulled)
+        # ... and on past it, up to OVERDUE_MAX times the strength.
+        assert np.allclose(scale[1][0][:2], [1.0, 0.5]) and np.allclose(scale[2][0][:2], [2.0, 1.0])
+        assert np.allclose(sess.run(hook._pull_scale(lens, tf.constant([0]), tf.constant([1])))[0][:2], [1, 1])
