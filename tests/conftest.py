@@ -3,8 +3,12 @@ and the helpers the tests of that model share."""
 import dataclasses
 import json
 import os
+import random
+from pathlib import Path
 
 import pytest
+
+from pipeline.core.format import Document, build_document
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
@@ -38,7 +42,6 @@ def trained(tmp_path_factory):
     """A Config whose run folder holds a tiny model trained for TINY_STEPS steps, and its train.done record."""
     from pipeline.config import Config
     from pipeline.train import ModelConfig, TrainConfig, train
-    from tests.test_model import write_encoded
 
     root = tmp_path_factory.mktemp("run")
     # A relative data folder, as in the configs (gpt-2-simple runs in another working directory).
@@ -59,7 +62,31 @@ def trained(tmp_path_factory):
     return dataclasses.replace(cfg, data_dir=str(root / "data")), record
 
 
-# Helpers the tests of the trained model share (import them from tests.conftest).
+# Helpers tests of several packages share (import them from tests.conftest).
+def write_encoded(path, n_docs, seed=0):
+    """A small training text in the shared format: made-up titles with their keywords."""
+    rng = random.Random(seed)
+    nouns = ["dog", "cat", "pizza", "robot", "garden", "coffee", "book", "planet", "Big Bird"]
+    docs = []
+    for _ in range(n_docs):
+        a, b = rng.sample(nouns, 2)
+        title = rng.choice(["My {a} ate the {b}", "Is a {a} better than a {b}?", "TIL {a} and {b} are friends!"])
+        kws = tuple(k.replace(" ", "-") for k in rng.sample([a, b], rng.randint(1, 2)))
+        docs.append(build_document(Document(category=rng.choice(["aww", "science"]), keywords=kws,
+                                            title=title.format(a=a, b=b))))
+    path.write_text("\n".join(docs) + "\n", encoding="utf-8")
+    return docs
+
+
+def write_run_config(trained, folder: Path, extra: str = "") -> Path:
+    """A config file (named tiny.yaml, so the run is 'tiny') pointing at the trained tiny run."""
+    cfg, _ = trained
+    path = folder / "tiny.yaml"
+    path.write_text(f"seed: 5\ndata_dir: {cfg.data_dir}\n"
+                    "guidance:\n  strength: 8.0\n  end_bias: 4.0\n" + extra, encoding="utf-8")
+    return path
+
+
 def checkpoint(cfg):
     """The trained model folder of `cfg`'s run."""
     return cfg.paths.checkpoint

@@ -93,7 +93,7 @@ def test_encode_killed_mid_way(tmp_path):
 
 
 def test_train_killed_mid_way_with_an_empty_counter(tmp_path):
-    from tests.test_model import write_encoded
+    from tests.conftest import write_encoded
 
     config = write_config(tmp_path, "run", tmp_path / "data", TINY_MODEL +
                           "train: {steps: 60, save_every: 20, print_every: 100, learning_rate: 0.003}\n")

@@ -66,7 +66,7 @@ class SamplingLoop:
 
     def graph_hook(self, guidance: KeywordGuidance | None) -> LogitsHook | None:
         """The logits hook the graph is built with: the keyword guidance (or none). A subclass may
-        wrap it (pipeline.serve.titles adds a per-draw temperature) and keep everything else."""
+        wrap it (pipeline.serve.generator adds a per-draw temperature) and keep everything else."""
         return guidance
 
     @property

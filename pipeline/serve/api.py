@@ -7,7 +7,7 @@
     GET  /healthz        liveness, queue depth and batches run
     GET  /docs           the OpenAPI page;  GET / the web page (pipeline/serve/web/, no external resources)
 
-The model and its sampling graph are loaded once per process (pipeline.serve.titles.TitleGenerator);
+The model and its sampling graph are loaded once per process (pipeline.serve.generator.TitleGenerator);
 concurrent requests are batched by pipeline.serve.batcher.Batcher. Every refusal is JSON with a one-line
 `error` naming the field: 422 for a bad value, 413 for a body over serve.max_body_bytes, 503
 at once when serve.queue_size requests are waiting already.
@@ -29,7 +29,7 @@ from pipeline.config import ServeConfig
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import normalise_category, normalise_keyword
 from pipeline.serve.batcher import Batcher, QueueFull
-from pipeline.serve.titles import MAX_SEED, MIN_TEMPERATURE, TitleGenerator, long_lived_tensorflow
+from pipeline.serve.generator import MAX_SEED, MIN_TEMPERATURE, TitleGenerator, long_lived_tensorflow
 
 WEB = Path(__file__).resolve().parent / "web"
 

@@ -3,7 +3,7 @@
 Requests from many HTTP clients go into one bounded queue; a single worker thread takes the
 first waiting request, keeps collecting for `batch_window_ms` (up to COLLECT_BATCHES x
 `max_batch` titles) and hands them all to the title generator at once, which draws requests
-without a seed together, at most `max_batch` titles per draw (pipeline.serve.titles.TitleGenerator.run). A full queue is refused at once
+without a seed together, at most `max_batch` titles per draw (pipeline.serve.generator.TitleGenerator.run). A full queue is refused at once
 (QueueFull; the API answers 503) instead of letting clients wait without bound.
 """
 from __future__ import annotations

@@ -8,7 +8,6 @@ from pipeline.config import load_config
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import END_TOKEN as E, START_TOKEN as S
 from pipeline.decode import DecodeConfig, decode
-from pipeline.decode.keyword_filter import KeywordFilter
 from pipeline.report.plot import plot_report
 from pipeline.report.stage import build_report, markdown
 

@@ -9,7 +9,7 @@ from pipeline.config import ServeConfig, load_config
 from pipeline.core.errors import ConfigError
 from pipeline.serve import TitleGenerator
 from pipeline.serve.api import create_app
-from tests.test_titles import write_run_config
+from tests.conftest import write_run_config
 
 LIMITS = ServeConfig(max_n=8, max_keywords=3, max_keyword_chars=20, max_category_chars=30,
                      max_body_bytes=1024, batch_window_ms=20, max_batch=16, queue_size=4)

@@ -9,18 +9,11 @@ import pytest
 
 from pipeline.core.errors import InputError
 from pipeline.generate import SamplingLoop, make_prompt
-from pipeline.serve.titles import TitleGenerator, main
+from pipeline.serve import TitleGenerator
+from pipeline.serve.titles import main
+from tests.conftest import write_run_config
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "serving.md"
-
-
-def write_run_config(trained, folder: Path, extra: str = "") -> Path:
-    """A config file (named tiny.yaml, so the run is 'tiny') pointing at the trained tiny run."""
-    cfg, _ = trained
-    path = folder / "tiny.yaml"
-    path.write_text(f"seed: 5\ndata_dir: {cfg.data_dir}\n"
-                    "guidance:\n  strength: 8.0\n  end_bias: 4.0\n" + extra, encoding="utf-8")
-    return path
 
 
 @pytest.fixture(scope="module")

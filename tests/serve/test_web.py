@@ -17,7 +17,7 @@ import pytest
 from pipeline.config import ServeConfig
 from pipeline.serve import TitleGenerator
 from pipeline.serve.api import create_app
-from tests.test_titles import write_run_config
+from tests.conftest import write_run_config
 
 # Selenium must use the system driver and browser, never download one.
 os.environ.setdefault("SE_OFFLINE", "true")

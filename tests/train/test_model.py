@@ -1,31 +1,16 @@
 """Base models: the released-model offline error, the from-scratch vocabulary and checkpoint, prompts."""
 import dataclasses
 import json
-import random
 
 import pytest
 
 from pipeline.config import load_config
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.core.format import Document, END_TOKEN, build_document
+from pipeline.core.format import END_TOKEN
 from pipeline.train.model import ModelConfig, RELEASED_FILES, ensure_released, ensure_scratch
+from tests.conftest import write_encoded
 
 TINY = ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=350)
-
-
-def write_encoded(path, n_docs, seed=0):
-    """A small training text in the shared format: made-up titles with their keywords."""
-    rng = random.Random(seed)
-    nouns = ["dog", "cat", "pizza", "robot", "garden", "coffee", "book", "planet", "Big Bird"]
-    docs = []
-    for _ in range(n_docs):
-        a, b = rng.sample(nouns, 2)
-        title = rng.choice(["My {a} ate the {b}", "Is a {a} better than a {b}?", "TIL {a} and {b} are friends!"])
-        kws = tuple(k.replace(" ", "-") for k in rng.sample([a, b], rng.randint(1, 2)))
-        docs.append(build_document(Document(category=rng.choice(["aww", "science"]), keywords=kws,
-                                            title=title.format(a=a, b=b))))
-    path.write_text("\n".join(docs) + "\n", encoding="utf-8")
-    return docs
 
 
 def test_released_model_offline_error_names_folder_and_files(tmp_path):

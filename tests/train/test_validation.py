@@ -12,7 +12,7 @@ from pipeline.core.format import section_regex
 from pipeline.train import ModelConfig, TrainConfig
 from pipeline.train.stage import run as train_stage
 from pipeline.train.validation import Validator, split_documents
-from tests.test_model import write_encoded
+from tests.conftest import write_encoded
 
 _TITLE = section_regex("title")
 
