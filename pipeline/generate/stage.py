@@ -252,7 +252,7 @@ def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, pro
                           candidates=g.candidates) as loop:
             yield loop, lambda todo: ((b, sample_batch(loop, b, prompts)) for b in todo)
         return
-    from pipeline.generate.stage import pool as generate_pool
+    from pipeline.generate import pool as generate_pool
 
     yield generate_pool.Planner(checkpoint, guidance), lambda todo: generate_pool.sample_on_pool(
         g, guidance, checkpoint, prompts, todo)

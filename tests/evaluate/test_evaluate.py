@@ -4,7 +4,8 @@ import dataclasses
 from pathlib import Path
 
 from pipeline.config import Config, EvaluateConfig
-from pipeline.evaluate.heldout import eval_config, is_test, make_prompts, split_input, stage as evaluate
+from pipeline.evaluate import heldout as evaluate
+from pipeline.evaluate.heldout import eval_config, is_test, make_prompts, split_input
 
 
 def _write(path, rows):
@@ -60,7 +61,8 @@ def test_a_code_change_reruns_the_stage_whose_code_it_is_and_every_later_one(tmp
     import shutil
     import time
 
-    from pipeline import imports, stages
+    from pipeline import stages
+    from pipeline.core import imports
 
     # A copy of the project's code, so that its mtimes can be moved without touching the checkout's.
     root = tmp_path / "root"

@@ -37,7 +37,7 @@ class Killed(Exception):
 
 
 def test_interrupted_generation_resumes_without_duplicates(trained, tmp_path, monkeypatch):
-    from pipeline.generate.stage import jobfile
+    from pipeline.generate import jobfile
 
     cfg, _ = trained
     job = with_generate(cfg, count=5, batch_size=3)

@@ -38,7 +38,7 @@ def test_two_workers_with_the_checkpoint_shipped_as_on_a_cluster_write_the_in_pr
         job, ray_session, tmp_path, monkeypatch):
     # Ray is already up in this session, so start_ray keeps it instead of connecting to ray_address; what runs
     # is the cluster path: the actors sample from a copy of the checkpoint unpacked from the object store.
-    from pipeline.generate.stage import pool as generate_pool
+    from pipeline.generate import pool as generate_pool
 
     cfg, reference = job
     shipped = []
@@ -55,7 +55,7 @@ def test_two_workers_with_the_checkpoint_shipped_as_on_a_cluster_write_the_in_pr
 def test_an_actor_killed_mid_job_loses_and_duplicates_nothing(job, ray_session, tmp_path, monkeypatch):
     import psutil
 
-    from pipeline.generate.stage import jobfile
+    from pipeline.generate import jobfile
 
     cfg, reference = job
     real_append = jobfile.JobFile.append
@@ -81,7 +81,7 @@ def test_an_actor_killed_mid_job_loses_and_duplicates_nothing(job, ray_session, 
 
 
 def test_a_job_whose_driver_was_killed_resumes_on_the_pool(job, ray_session, tmp_path, monkeypatch):
-    from pipeline.generate.stage import jobfile
+    from pipeline.generate import jobfile
 
     cfg, reference = job
     real_append = jobfile.JobFile.append
