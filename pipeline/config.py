@@ -41,7 +41,8 @@ class ServeConfig:
     (a request over them is refused with 422, or 413 for the body); batch_window_ms: how long
     the worker waits for more requests after the first; max_batch: the most titles drawn in
     one batch (measured on the default run: 16 rows draw ~1.8x the titles/s of 4 rows, and 28
-    rows fewer than 16, as a bigger batch more often waits for one long sample); queue_size: requests waiting beyond this are refused with 503.
+    rows fewer than 16, as a bigger batch more often waits for one long sample); queue_size: requests
+    waiting beyond this are refused with 503; token, allowed_hosts: see below.
     """
 
     host: str = "127.0.0.1"
@@ -55,6 +56,10 @@ class ServeConfig:
     batch_window_ms: float = 20.0
     max_batch: int = 16
     queue_size: int = 64
+    # Exposure (docs/serving.md, "Exposing the server"): a bearer token /v1/ requires when set, and
+    # the Host header values answered (none: this machine's names and `host`; '*': any).
+    token: str | None = None
+    allowed_hosts: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.host:
@@ -70,6 +75,9 @@ class ServeConfig:
             raise ConfigError(f"max_temperature: must be positive, got {self.max_temperature}")
         if self.batch_window_ms < 0:
             raise ConfigError(f"batch_window_ms: must be 0 or more, got {self.batch_window_ms}")
+        if self.token is not None and len(self.token) < 16:
+            raise ConfigError("token: must be at least 16 characters (e.g. `python -c 'import secrets; "
+                              "print(secrets.token_urlsafe())'`)")
         if self.max_batch < self.max_n:
             raise ConfigError(f"max_batch: must be at least max_n ({self.max_n}) so any request fits a batch, "
                               f"got {self.max_batch}")
@@ -224,6 +232,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Config:
     """The run config in YAML file `path` with `overrides` applied; its name is the file's stem."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"config file {path} is a directory; give a YAML file such as configs/default.yaml")
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:

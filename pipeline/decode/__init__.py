@@ -8,6 +8,6 @@ de-duplication), keyword_filter (titles without the requested keywords to a side
 """
 from pipeline.decode.dedupe import DedupeStore
 from pipeline.decode.samples import GPT2_SIMPLE_DELIM, read_delimited, read_records
-from pipeline.decode.stage import DecodeConfig, canonical_sections, decode, decode_sample, extract, run
+from pipeline.decode.stage import DecodeConfig, canonical_sections, decode, decode_sample, extract, finished_title, run
 
-__all__ = ["DecodeConfig", "DedupeStore", "GPT2_SIMPLE_DELIM", "canonical_sections", "decode", "decode_sample", "extract", "read_delimited", "read_records", "run"]
+__all__ = ["DecodeConfig", "DedupeStore", "GPT2_SIMPLE_DELIM", "canonical_sections", "decode", "decode_sample", "extract", "finished_title", "read_delimited", "read_records", "run"]

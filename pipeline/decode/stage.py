@@ -115,7 +115,21 @@ def decode_sample(text: str, sections: Sequence[str], keep_unfinished: bool,
         sample = sample._replace(fields_cleaned=sum(raw[s] != sample.values[s] for s in sections))
     if finished is True and END_TOKEN not in text:
         sample = sample._replace(finished=True)
+    if not sample.finished and sample.values.get("title", "").endswith(END_TOKEN[0]):
+        # The length limit cut the end marker after its first character: that '<' is no part of the title.
+        values = {**sample.values, "title": sample.values["title"][:-1].rstrip()}
+        sample = sample._replace(values=values)
     return sample, drop_reason(sample, keep_unfinished)
+
+
+def finished_title(text: str, finished: bool) -> tuple[str, str | None]:
+    """The title decode makes of one generated sample, and why decode drops the sample (None: kept).
+
+    The decode stage's rule for one sample at a time: titles on demand (pipeline.serve) use it, so a
+    served title is cleaned exactly as a bulk one. finished: the generator's own flag.
+    """
+    sample, reason = decode_sample(text, ("title",), keep_unfinished=False, finished=finished)
+    return sample.values["title"], reason
 
 
 def drop_reason(sample: Decoded, keep_unfinished: bool) -> str | None:

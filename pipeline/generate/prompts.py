@@ -135,3 +135,19 @@ def load_prompts(gcfg: GenerateConfig) -> list[Prompt]:
     keyword_sets: tuple[tuple[str, ...], ...] = gcfg.keyword_sets or ((),)
     return [make_prompt(c, list(k), gcfg.count, f"generate.categories x keyword_sets ({c!r}, {list(k)!r})")
             for c in categories for k in keyword_sets]
+
+
+def split_by_budget(prompts: list[Prompt], checkpoint: Path, length: int) -> tuple[list[Prompt], list[Prompt], int]:
+    """(prompts that fit, prompts that do not, the budget): a prompt fits when its tokens leave the
+    model's context room for `length` new tokens. A longer one cannot be sampled at all (its positions
+    run past the model's) or only cut short, so the generate stage skips and counts it."""
+    from gpt_2_simple.src import encoder
+
+    from pipeline.train import load_hparams
+
+    if not (checkpoint / "encoder.json").is_file():
+        raise InputError(f"no checkpoint in {checkpoint} (run the train stage first)")
+    budget = load_hparams(checkpoint).n_ctx - length
+    enc = encoder.get_encoder(str(checkpoint))
+    fits = [len(enc.encode(p.prefix)) <= budget for p in prompts]
+    return [p for p, ok in zip(prompts, fits) if ok], [p for p, ok in zip(prompts, fits) if not ok], budget

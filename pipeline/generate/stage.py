@@ -29,12 +29,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pipeline.core.device import load_tensorflow
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import RunPaths
 from pipeline.generate.guidance import GuidanceConfig
 from pipeline.generate.jobfile import Batch, JobFile, guidance_passes, job_fingerprint, plan_batches, sample_batch
-from pipeline.generate.prompts import Prompt, load_prompts
+from pipeline.generate.prompts import Prompt, load_prompts, split_by_budget
 from pipeline.generate.sampler import SamplingSettings
 from pipeline.generate.sampling import SamplingLoop
 from pipeline.train import TRAINED_CATEGORIES
@@ -168,7 +169,15 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
     """
     from tqdm import tqdm
 
-    prompts = load_prompts(g)
+    prompts, too_long, budget = split_by_budget(load_prompts(g), checkpoint, g.length)
+    if too_long:
+        first = too_long[0]
+        print(f"generate: warning: {len(too_long)} prompt(s) skipped ({sum(p.count for p in too_long)} samples): "
+              f"longer than the {budget} tokens the model's context leaves a prompt beside generate.length "
+              f"{g.length}; the first has category {first.category!r} and {len(first.keywords)} keywords",
+              file=sys.stderr)
+    if not prompts:
+        raise InputError(f"every prompt is longer than the {budget} tokens the model's context leaves a prompt")
     started = time.time()
     with _sampling(g, guidance, checkpoint, prompts) as (planner, sample_all):
         batches, total = plan_job(planner, prompts, g, guidance, seed)
@@ -207,6 +216,7 @@ def generate(g: GenerateConfig, guidance: GuidanceConfig, seed: int, checkpoint:
              "resumed_from": total - made, "batches": len(batches), "loop_steps": steps_run,
              "loop_steps_without_early_stop": steps_max, "seconds": round(seconds, 2),
              "samples_per_s": round(made / seconds, 2) if seconds else None, "seed": seed, "workers": g.workers,
+             "skipped_prompts": {"too_long": len(too_long), "samples": sum(p.count for p in too_long)},
              "passes": {name: {"samples": n, "finished": f, "sampling_seconds": round(s, 2),
                                "finished_titles_per_s": round(f / s, 2) if s else None}
                         for name, (n, f, s) in passes.items()}}
@@ -252,7 +262,7 @@ def _sampling(g: GenerateConfig, guidance: GuidanceConfig, checkpoint: Path, pro
                           candidates=g.candidates) as loop:
             yield loop, lambda todo: ((b, sample_batch(loop, b, prompts)) for b in todo)
         return
-    from pipeline.generate import pool as generate_pool
+    import pipeline.generate.pool as generate_pool
 
     yield generate_pool.Planner(checkpoint, guidance), lambda todo: generate_pool.sample_on_pool(
         g, guidance, checkpoint, prompts, todo)
@@ -266,6 +276,8 @@ def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths)
     """
     if not paths.train_done.is_file():
         raise InputError(f"{paths.train_done} does not exist: the run is not trained yet (run `make train`)")
+    if g.workers == 1:  # a pool's driver never loads the model; its actors do
+        load_tensorflow("generate")
     stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats,
                      paths.generated_candidates)
     return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "

@@ -5,31 +5,40 @@
     POST /v1/titles      {category, keywords, n, seed?, guidance?, temperature?} -> titles with keyword hits, log-prob
     GET  /v1/categories  the trained categories with their numbers of training titles
     GET  /healthz        liveness, queue depth and batches run
-    GET  /docs           the OpenAPI page;  GET / the web page (pipeline/serve/web/, no external resources)
+    GET  /openapi.json   the API's schema;  GET / the web page (pipeline/serve/web/, no external resources)
 
 The model and its sampling graph are loaded once per process (pipeline.serve.generator.TitleGenerator);
-concurrent requests are batched by pipeline.serve.batcher.Batcher. Every refusal is JSON with a one-line
-`error` naming the field: 422 for a bad value, 413 for a body over serve.max_body_bytes, 503
-at once when serve.queue_size requests are waiting already.
+concurrent requests are batched by pipeline.serve.batcher.Batcher. Requests are checked by
+pipeline.serve.checks, as the Python API and the one-shot command check them. Every answer that is
+not 2xx is JSON with a one-line `error` and never holds a trace or a file path: 422 for a bad value,
+400 for a body that is not JSON, 413 over serve.max_body_bytes, 415 for a body that is not
+application/json, 401 without serve.token (when set), 400 for a Host not allowed, 503 (with
+Retry-After) when serve.queue_size requests are waiting already. The interactive /docs page is off:
+it loads its scripts from a CDN, and nothing here may need the network.
 """
 import asyncio
+import errno
+import hmac
+import ipaddress
+import socket
 import sys
+import traceback
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Any, Optional
 
 from fastapi import FastAPI
-from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, create_model
+from starlette.exceptions import HTTPException
 
 from pipeline.config import ServeConfig
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.core.format import normalise_category, normalise_keyword
 from pipeline.serve.batcher import Batcher, QueueFull
-from pipeline.serve.generator import MAX_SEED, MIN_TEMPERATURE, TitleGenerator, long_lived_tensorflow
+from pipeline.serve.checks import MAX_SEED, MIN_TEMPERATURE, Limits
+from pipeline.serve.generator import TitleGenerator, long_lived_tensorflow
 
 WEB = Path(__file__).resolve().parent / "web"
 
@@ -62,49 +71,97 @@ class CategoriesOut(BaseModel):
 
 
 def request_model(s: ServeConfig) -> type[BaseModel]:
-    """The POST /v1/titles body, with the configured limits (they show on the OpenAPI page too)."""
-    keyword = Annotated[str, Field(min_length=1, max_length=s.max_keyword_chars)]
+    """The POST /v1/titles body. Values are checked by pipeline.serve.checks (one rule for every front
+    door), so the fields take anything here; their types and limits are stated for the schema."""
+    def spec(schema: dict, **kw) -> Any:
+        return (Any, Field(json_schema_extra=schema, **kw))
     return create_model(
         "TitleRequest", __config__=ConfigDict(extra="forbid"),
-        category=(str, Field(min_length=1, max_length=s.max_category_chars, examples=["cooking"])),
-        keywords=(list[keyword], Field(default=[], max_length=s.max_keywords, examples=[["garlic bread"]])),
-        n=(int, Field(default=4, ge=1, le=s.max_n)),
-        seed=(Optional[int], Field(default=None, ge=0, le=MAX_SEED, description="same seed, same titles")),
-        guidance=(bool, Field(default=True, description="keyword guidance (when the run has it)")),
-        temperature=(Optional[float], Field(default=None, ge=MIN_TEMPERATURE, le=s.max_temperature,
-                                            description="default: the run's generate.temperature")),
+        category=spec({"type": "string", "maxLength": s.max_category_chars}, examples=["cooking"]),
+        keywords=spec({"type": "array", "maxItems": s.max_keywords,
+                       "items": {"type": "string", "maxLength": s.max_keyword_chars}}, default=[]),
+        n=spec({"type": "integer", "minimum": 1, "maximum": s.max_n}, default=4),
+        seed=spec({"type": ["integer", "null"], "minimum": 0, "maximum": MAX_SEED}, default=None,
+                  description="same seed, same titles"),
+        guidance=spec({"type": "boolean"}, default=True, description="keyword guidance (when the run has it)"),
+        temperature=spec({"type": ["number", "null"], "minimum": MIN_TEMPERATURE, "maximum": s.max_temperature},
+                         default=None, description="default: the run's generate.temperature"),
     )
 
 
-def refuse(status: int, field: str | None, message: str) -> JSONResponse:
-    """A refusal: `error` is one line naming the field; `detail` keeps FastAPI's list shape for 422."""
-    error = f"{field}: {message}" if field else message
-    detail = [{"loc": ["body", field], "msg": message, "type": "value_error"}] if field else message
-    return JSONResponse({"error": error, "detail": detail}, status_code=status)
+def refuse(status: int, message: str, headers: dict | None = None) -> JSONResponse:
+    """A refusal: `error` is one line, naming the field first when there is one ('n: ...'); `detail`
+    keeps FastAPI's list shape for 422."""
+    field, sep, msg = message.partition(": ")
+    detail = [{"loc": ["body", field], "msg": msg, "type": "value_error"}] if sep and status == 422 else message
+    return JSONResponse({"error": message, "detail": detail}, status_code=status, headers=headers)
 
 
-class BodyLimit:
-    """ASGI middleware: 413 for a body declared over `limit` bytes, 411 for a body of unknown length."""
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
-    def __init__(self, app, limit: int) -> None:
-        self.app, self.limit = app, limit
 
-    async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
-            headers = dict(scope["headers"])
+class Guard:
+    """ASGI middleware run before the app: the Host header, the token, the body's size and type.
+
+    allowed_hosts: Host header values (port ignored) answered; '*' any. A foreign Host is how DNS
+    rebinding reaches a loopback server from a web page. token: when set, POST/GET under /v1/ need
+    `Authorization: Bearer <token>` (compared in constant time).
+    """
+
+    def __init__(self, app, s: ServeConfig) -> None:
+        self.app, self.s = app, s
+        self.hosts = set(s.allowed_hosts) or {"localhost", "127.0.0.1", "[::1]", s.host}
+
+    def _check(self, scope) -> JSONResponse | None:
+        headers = dict(scope["headers"])
+        host = headers.get(b"host", b"").decode("latin-1").strip().lower()
+        name = host.rsplit(":", 1)[0] if not host.endswith("]") else host
+        if "*" not in self.hosts and name not in self.hosts:
+            return refuse(400, "Host header not allowed (serve.allowed_hosts lists the names this server answers)")
+        if self.s.token and scope["path"].startswith("/v1/"):
+            given = headers.get(b"authorization", b"")
+            if not hmac.compare_digest(given, b"Bearer " + self.s.token.encode("utf-8")):
+                return refuse(401, "this server needs `Authorization: Bearer <serve.token>`",
+                              headers={"WWW-Authenticate": "Bearer"})
+        if scope["method"] in ("POST", "PUT", "PATCH"):
             length = headers.get(b"content-length")
             if length is None or not length.isdigit():
-                response = refuse(411, None, "a request body needs a Content-Length header")
-                return await response(scope, receive, send)
-            if int(length) > self.limit:
-                response = refuse(413, None, f"request body of {int(length)} bytes is over the limit "
-                                             f"of {self.limit} (serve.max_body_bytes)")
-                return await response(scope, receive, send)
+                return refuse(411, "a request body needs a Content-Length header")
+            if int(length) > self.s.max_body_bytes:
+                return refuse(413, f"request body of {int(length)} bytes is over the limit of "
+                                   f"{self.s.max_body_bytes} (serve.max_body_bytes)")
+            kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            if kind != b"application/json":
+                return refuse(415, "the request body must be JSON (Content-Type: application/json)")
+        return None
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] == "http" and (response := self._check(scope)) is not None:
+            return await response(scope, receive, send)
         await self.app(scope, receive, send)
 
 
+def _validation_message(exc: RequestValidationError) -> str:
+    """One line for the first error, without the value sent (it may be anything, even unencodable)."""
+    first = exc.errors()[0]
+    if first.get("type") == "json_invalid":
+        return "body: not valid JSON"
+    loc = [str(p) for p in first.get("loc", ()) if p != "body"]
+    field = "".join(f"[{p}]" if p.isdigit() else ("." if i else "") + p for i, p in enumerate(loc)) or "body"
+    messages = {"missing": "is required", "extra_forbidden": "is not a field of this request",
+                "model_attributes_type": "must be a JSON object", "dict_type": "must be a JSON object"}
+    return f"{field}: {messages.get(first.get('type'), 'invalid value')}"
+
+
 def create_app(gen: TitleGenerator, s: ServeConfig) -> FastAPI:
-    """The app over `gen` (which it closes on shutdown) with the limits and batching of `s`."""
+    """The app over `gen` (which it closes on shutdown) with the limits, guard and batching of `s`."""
+    gen.limits = Limits.of(s)  # a server's requests are held to its own serve: section
     batcher = Batcher(gen.run, lambda req: req.prompt.count, s.batch_window_ms / 1000, s.max_batch, s.queue_size)
 
     @asynccontextmanager
@@ -114,61 +171,76 @@ def create_app(gen: TitleGenerator, s: ServeConfig) -> FastAPI:
         gen.close()
 
     app = FastAPI(title="keyword-titles", summary="Reddit titles for a subreddit and keywords, on demand",
-                  lifespan=lifespan)
+                  lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.batcher, app.state.generator = batcher, gen
     gen.categories  # read the training text now, not inside the first request's event-loop turn
-    app.add_middleware(BodyLimit, limit=s.max_body_bytes)
+    app.add_middleware(Guard, s=s)
     Request = request_model(s)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request, exc: RequestValidationError) -> JSONResponse:
-        first = exc.errors()[0]
-        loc = [str(p) for p in first.get("loc", ()) if p != "body"]
-        field = "".join(f"[{p}]" if p.isdigit() else ("." if i else "") + p for i, p in enumerate(loc))
-        if first.get("type") == "json_invalid" or not field:  # its loc is a character offset
-            field = "body"
-        return JSONResponse({"error": f"{field}: {first.get('msg', 'invalid value')}",
-                             "detail": jsonable_encoder(exc.errors())}, status_code=422)
+        return refuse(422, _validation_message(exc))
 
-    @app.post("/v1/titles", response_model=TitlesOut, responses={422: {}, 413: {}, 503: {}})
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException) -> JSONResponse:
+        words = {400: "body: not valid JSON in UTF-8", 404: "no such page", 405: "method not allowed here"}
+        return refuse(exc.status_code, words.get(exc.status_code, "request refused"), headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def failed(request, exc: Exception) -> JSONResponse:
+        traceback.print_exception(exc, file=sys.stderr)  # the server's log has the details; the client never
+        return refuse(500, "internal error (the server log has the details)")
+
+    @app.post("/v1/titles", response_model=TitlesOut, responses={422: {}, 413: {}, 415: {}, 503: {}})
     async def titles(body: Request):  # type: ignore[valid-type]
-        if not normalise_category(body.category).strip("-"):
-            return refuse(422, "category", f"{body.category!r} has no letters or digits")
-        for i, keyword in enumerate(body.keywords):
-            if not normalise_keyword(keyword):
-                return refuse(422, f"keywords[{i}]", f"{keyword!r} has no letters or digits")
         try:
             req = gen.request(body.category, body.keywords, body.n, body.seed, body.guidance, body.temperature)
             future = batcher.submit(req)
         except InputError as exc:
-            return refuse(422, None, str(exc))
+            return refuse(422, str(exc))
         except QueueFull as exc:
-            return refuse(503, None, f"the server is busy ({exc}; serve.queue_size); try again shortly")
+            return refuse(503, f"the server is busy ({exc}; serve.queue_size); try again shortly",
+                          headers={"Retry-After": "1"})
         try:
             records = await asyncio.wrap_future(future)
         except Exception as exc:  # the model failed on this batch; the worker goes on with the next
-            return refuse(500, None, f"generation failed: {type(exc).__name__}: {exc}")
+            traceback.print_exception(exc, file=sys.stderr)
+            return refuse(500, "generation failed (the server log has the details)")
         return TitlesOut(category=req.prompt.category, keywords=list(req.prompt.keywords), seed=req.seed,
                          guided=req.guided and gen.loop.guided, temperature=req.temperature or gen.temperature,
                          warning=gen.category_warning(req.prompt.category),
                          titles=[TitleOut(**{k: v for k, v in r.to_dict().items() if k != "keywords"})
                                  for r in records])
 
-    @app.get("/v1/categories", response_model=CategoriesOut)
+    @app.api_route("/v1/categories", methods=["GET", "HEAD"], response_model=CategoriesOut)
     def categories():
         return CategoriesOut(categories=[CategoryOut(name=c, titles=n) for c, n in gen.categories.items()])
 
-    @app.get("/healthz")
+    @app.api_route("/healthz", methods=["GET", "HEAD"])
     def healthz():
         return {"status": "ok", "queue": batcher.waiting, "batches": batcher.batches, "requests": batcher.requests,
-                "limits": {"max_n": s.max_n, "max_keywords": s.max_keywords}}
+                "limits": {"max_n": s.max_n, "max_keywords": s.max_keywords}, "token_required": bool(s.token)}
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page():
         return FileResponse(WEB / "index.html")
 
     app.mount("/static", StaticFiles(directory=WEB), name="static")
     return app
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """Whether `host`:`port` is taken already (checked before the model loads, and before saying where we serve)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return True
+            raise
+    return False
 
 
 def main(argv: list[str]) -> int:
@@ -187,12 +259,23 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     try:
         cfg = load_config(args.config, args.overrides)
-        gen = TitleGenerator.from_config(args.config, args.overrides)
+        s = cfg.serve
+        try:
+            busy = port_in_use(s.host, s.port)
+        except OSError as exc:
+            raise ConfigError(f"serve.host: cannot listen on {s.host}:{s.port} ({exc.strerror})") from None
+        if busy:
+            raise ConfigError(f"serve.port: port {s.port} on {s.host} is in use (stop what runs there, or choose "
+                              f"another with serve.port=...)")
+        gen = TitleGenerator.from_config(args.config, args.overrides, announce="serve")
     except (ConfigError, InputError) as exc:
         print(f"serve: error: {exc}", file=sys.stderr)
         return 2
-    s = cfg.serve
-    print(f"serve: run '{cfg.name}' on http://{s.host}:{s.port}/ (API docs at /docs)", file=sys.stderr, flush=True)
+    if not _loopback(s.host):
+        print(f"serve: warning: serve.host {s.host} answers other machines; set serve.token and "
+              f"serve.allowed_hosts, or keep 127.0.0.1 behind a reverse proxy (docs/serving.md)",
+              file=sys.stderr, flush=True)
+    print(f"serve: run '{cfg.name}' on http://{s.host}:{s.port}/", file=sys.stderr, flush=True)
     uvicorn.run(create_app(gen, s), host=s.host, port=s.port, log_level="warning", access_log=False)
     return 0
 

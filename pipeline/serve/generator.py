@@ -23,19 +23,18 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from pipeline.core.device import load_tensorflow
 from pipeline.core.errors import InputError
-from pipeline.core.format import END_TOKEN, parse
+from pipeline.core.format import parse
 from pipeline.core.measures import coverage, words
-from pipeline.generate import Prompt, SamplingLoop, make_prompt
+from pipeline.decode import finished_title
+from pipeline.generate import Prompt, SamplingLoop
+from pipeline.serve.checks import MAX_SEED, Limits, check_request
 
 if TYPE_CHECKING:
     from pipeline.config import Config
     from pipeline.generate import GuidanceConfig, SamplingSettings
 
-# Seeds the user may give: the sampler feeds them as int32.
-MAX_SEED = 2**31 - 1
-# Below this the logits scale (config temperature / requested) gets large enough to overflow float32.
-MIN_TEMPERATURE = 0.05
 
 
 @dataclass(frozen=True)
@@ -128,11 +127,13 @@ class TitleGenerator:
 
     checkpoint: the trained model folder (RunPaths.checkpoint); encoded: the run's training text
     (for the trained categories); sampling, length, threads: as the `generate:` section;
-    guidance: the `guidance:` section (strength 0: no guidance).
+    guidance: the `guidance:` section (strength 0: no guidance); limits: what one request may ask
+    for (the `serve:` section's; the same for the Python API, the command and HTTP).
     """
 
     def __init__(self, checkpoint: Path, encoded: Path, sampling: SamplingSettings, length: int,
-                 guidance: GuidanceConfig | None = None, threads: int = 0):
+                 guidance: GuidanceConfig | None = None, threads: int = 0, limits: Limits = Limits()):
+        self.limits = limits
         self.checkpoint = Path(checkpoint)
         self.encoded = Path(encoded)
         self.temperature = sampling.temperature
@@ -141,10 +142,12 @@ class TitleGenerator:
         self._categories: dict[str, int] | None = None
 
     @classmethod
-    def from_config(cls, config: str | Path | Config, overrides: Sequence[str] = ()) -> TitleGenerator:
+    def from_config(cls, config: str | Path | Config, overrides: Sequence[str] = (),
+                    announce: str | None = None) -> TitleGenerator:
         """The generator of a run: `config` is a config file (with `overrides`) or a loaded Config.
 
-        Raises InputError naming the command to train the run when it is not trained yet.
+        Raises InputError naming the command to train the run when it is not trained yet. announce:
+        a command's name, to print its one line on TensorFlow's devices as the model loads.
         """
         if isinstance(config, (str, Path)):
             from pipeline.config import load_config
@@ -156,8 +159,9 @@ class TitleGenerator:
         if not paths.train_done.is_file() or not paths.checkpoint.is_dir():
             raise InputError(f"run '{cfg.name}' is not trained yet ({paths.train_done} is missing); "
                              f"train it with `make encode train CONFIG={where}`")
+        load_tensorflow(announce or "titles", announce=announce is not None)
         return cls(paths.checkpoint, paths.encoded, cfg.generate.sampling, cfg.generate.length,
-                   cfg.guidance, threads=cfg.generate.threads)
+                   cfg.guidance, threads=cfg.generate.threads, limits=Limits.of(cfg.serve))
 
     @property
     def categories(self) -> dict[str, int]:
@@ -174,17 +178,27 @@ class TitleGenerator:
         close = difflib.get_close_matches(category, list(known), n=3, cutoff=0.4) or list(known)[:3]
         return f"category '{category}' is not in the training text; closest trained categories: {', '.join(close)}"
 
-    def request(self, category: str | None, keywords: Sequence[str] | str = (), n: int = 5, seed: int | None = None,
-                guided: bool = True, temperature: float | None = None) -> TitleRequest:
-        """A normalised TitleRequest; raises InputError on a bad value (naming it)."""
-        prompt = make_prompt(category, list(keywords) if not isinstance(keywords, str) else keywords, n, "request")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
-            raise InputError(f"request: seed must be an integer from 0 to {MAX_SEED}, got {seed!r}")
-        if temperature is not None and not temperature >= MIN_TEMPERATURE:
-            raise InputError(f"request: temperature must be at least {MIN_TEMPERATURE}, got {temperature!r}")
+    @property
+    def prompt_budget(self) -> int:
+        """The most tokens a prompt may take: the model's context less the title's `generate.length`."""
+        return self.loop.sampler.hparams.n_ctx - self.loop.length
+
+    def request(self, category: str | None, keywords: Sequence[str] | str | None = (), n: int = 5,
+                seed: int | None = None, guided: bool = True, temperature: float | None = None) -> TitleRequest:
+        """A normalised TitleRequest (pipeline.serve.checks, then the context window); InputError naming
+        the field on a bad value."""
+        prompt, seed, guided, temperature = check_request(self.limits, category, keywords, n, seed, guided,
+                                                          temperature)
+        tokens = self.loop.prompt_tokens(prompt)
+        if tokens > self.prompt_budget:
+            bare = self.loop.prompt_tokens(Prompt(prompt.category, (), prompt.count))
+            field = "keywords" if prompt.keywords and bare <= self.prompt_budget else "category"
+            raise InputError(f"{field}: the prompt takes {tokens} tokens; this model leaves {self.prompt_budget} for "
+                             f"it ({self.loop.sampler.hparams.n_ctx} of context less generate.length "
+                             f"{self.loop.length})")
         return TitleRequest(prompt, seed, guided, temperature)
 
-    def titles(self, category: str | None, keywords: Sequence[str] | str = (), n: int = 5, seed: int | None = None,
+    def titles(self, category: str | None, keywords: Sequence[str] | str | None = (), n: int = 5, seed: int | None = None,
                guided: bool = True, temperature: float | None = None) -> list[TitleRecord]:
         """n titles for `category` mentioning `keywords` (a list, or one comma-separated string).
 
@@ -236,9 +250,7 @@ class TitleGenerator:
 
     @staticmethod
     def _record(prompt: Prompt, draw) -> TitleRecord:
-        # parse cuts a title at a broken-off end marker ('cat<|<|endoftext|>'); a lone '<' left by the
-        # length limit is not part of the title either.
-        title = (parse(draw.text).document.title or "").strip().removesuffix(END_TOKEN[0]).strip()
+        title, _ = finished_title(draw.text, draw.finished)
         cov = coverage(prompt.keywords, words(title))
         return TitleRecord(title, prompt.keywords, cov.present, cov.missing, draw.logprob, draw.finished)
 

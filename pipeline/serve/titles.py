@@ -9,7 +9,9 @@ import argparse
 import json
 import sys
 
+from pipeline.config import load_config
 from pipeline.core.errors import ConfigError, InputError
+from pipeline.serve.checks import Limits, check_request
 from pipeline.serve.generator import TitleGenerator, long_lived_tensorflow
 
 
@@ -27,13 +29,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON record per line")
     parser.add_argument("overrides", nargs="*", help="section.key=value")
     args = parser.parse_args(argv)
-    if args.n < 1:
-        print(f"titles: error: -n must be at least 1, got {args.n}", file=sys.stderr)
-        return 2
+    request = (args.category, args.keywords, args.n, args.seed, not args.no_guidance, args.temperature)
     try:
-        gen = TitleGenerator.from_config(args.config, args.overrides)
+        cfg = load_config(args.config, args.overrides)
+        check_request(Limits.of(cfg.serve), *request)  # a bad value fails before the model loads
+        gen = TitleGenerator.from_config(args.config, args.overrides, announce="titles")
         with gen:
-            req = gen.request(args.category, args.keywords, args.n, args.seed, not args.no_guidance, args.temperature)
+            req = gen.request(*request)
             warning = gen.category_warning(req.prompt.category)
             if warning:
                 print(f"titles: warning: {warning}", file=sys.stderr)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline.core.device import load_tensorflow
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import RunPaths
@@ -270,6 +271,7 @@ def run(m: ModelConfig, t: TrainConfig, seed: int, paths: RunPaths) -> str:
 
     Returns the line the command prints.
     """
+    load_tensorflow("train")
     record = train(m, t, seed, paths.encoded, paths.checkpoint_dir, paths.train_done, paths.scratch_model)
     val = record.get("validation") or {}
     # `steps` counts saved steps; an early stop ends between saves, and keep_best loads other weights.

@@ -1,0 +1,66 @@
+"""TensorFlow loaded once per process, without its start-up chatter, and one line naming its devices.
+
+    tf = load_tensorflow("train")     # prints e.g. "train: TensorFlow 2.21.0 on CPU (no GPU visible)"
+
+On a machine without an NVIDIA driver, TensorFlow's CUDA plugin logs `failed call to cuInit` at
+error level while it loads, whatever TF_CPP_MIN_LOG_LEVEL says, and a user cannot tell it from a
+real failure. Loading goes through here: what TensorFlow writes to stderr meanwhile is captured,
+the known start-up notices are dropped and anything else is written back, so real errors still
+show. The line printed instead says which devices TensorFlow will use.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+import tempfile
+
+# Start-up notices that say only that no GPU is there, or how TensorFlow was built.
+_NOISE = re.compile(r"cuInit|cudart_stub|Could not find cuda drivers|oneDNN custom operations|"
+                    r"Unable to register cu(DNN|FFT|BLAS) factory|computation_placer|TF-TRT Warning|"
+                    r"absl::InitializeLog|All log messages before absl|cpu_feature_guard|"
+                    r"rebuild TensorFlow with the appropriate compiler flags|"
+                    r"This TensorFlow binary is optimized to use available CPU instructions")
+
+_loaded: dict[str, object] = {}
+
+
+def describe(tf) -> str:
+    """Which devices TensorFlow uses: 'GPU:0 (name), GPU:1 ...' or 'CPU (no GPU visible)'."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        return "CPU (no GPU visible)"
+    names = []
+    for i, gpu in enumerate(gpus):
+        detail = tf.config.experimental.get_device_details(gpu).get("device_name", "")
+        names.append(f"GPU:{i}" + (f" ({detail})" if detail else ""))
+    return ", ".join(names)
+
+
+def load_tensorflow(who: str, announce: bool = True):
+    """The tensorflow module, imported (and its devices found) with the start-up noise filtered out.
+
+    who: the stage or command named in the one line printed to stderr (the first call only).
+    """
+    if "tf" in _loaded:
+        return _loaded["tf"]
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile(mode="w+b") as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            import tensorflow as tf
+
+            devices = describe(tf)
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
+                    if not _NOISE.search(line)]
+            sys.stderr.write("".join(kept))
+    _loaded["tf"] = tf
+    if announce:
+        print(f"{who}: TensorFlow {tf.__version__} on {devices}", file=sys.stderr, flush=True)
+    return tf
