@@ -31,6 +31,7 @@ help:  ## list the targets
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
 setup: $(STAMP)  ## create .venv and install the pinned dependencies

@@ -115,6 +115,7 @@ def test_full_queue_answers_503_at_once_and_waiting_requests_share_a_batch(serve
         start = time.monotonic()
         refused = post(client, category="aww", keywords=["cat"], n=2)
         assert refused.status_code == 503 and time.monotonic() - start < 2.0
+        assert refused.headers["retry-after"] == "1" and "serve.queue_size" in refused.json()["error"]
         assert "busy" in refused.json()["error"]
     for t in threads:
         t.join(60)
