@@ -100,7 +100,7 @@ titles: $(STAMP)  ## one-shot titles: make titles OVERRIDES='--category cooking 
 serve: $(STAMP)  ## HTTP API + web page on 127.0.0.1 (port from the config's serve: section)
 	$(PY) -m pipeline.serve --config $(CONFIG) $(OVERRIDES)
 
-bench-serve: $(STAMP)  ## title server load test: 8 concurrent clients vs one at a time, latency, RSS
+bench-serve: $(STAMP)  ## title server: 200 requests, 16 at once vs one at a time: latency, titles/s, gain, RSS
 	$(PY) -m bench.serve --config $(CONFIG) $(OVERRIDES)
 
 # Judging a model on held-out titles (docs/quality.md): split the encode input by a hash of the
