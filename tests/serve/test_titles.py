@@ -133,3 +133,19 @@ def test_a_title_stops_at_a_broken_off_end_marker_or_a_lone_angle_bracket():
                                   ("My cat<|end", False, "My cat")):
         record = TitleGenerator._record(prompt, Draw(build_prefix("aww", ["cat"]) + tail, finished, -1.0))
         assert record.title == title and record.keywords_present == ("cat",)
+
+
+def test_a_served_title_is_cleaned_as_decode_cleans_it():
+    # Seen on a weak model: a newline and control characters inside a title made the one-shot command
+    # print 17 lines for 16 titles. Served titles go through decode's own rule.
+    from pipeline.core.format import build_prefix
+    from pipeline.decode import decode_sample, finished_title
+    from pipeline.generate import make_prompt
+    from pipeline.generate.sampling import Draw
+    from pipeline.serve import TitleGenerator
+
+    prompt = make_prompt("gaming", ["budget"], 1, "test")
+    text = build_prefix("gaming", ["budget"]) + "Rrarain-V|>\n 3 to\x1b budget\t now<|endoftext|>"
+    record = TitleGenerator._record(prompt, Draw(text, True, -1.0))
+    assert record.title == "Rrarain-V|> 3 to budget now" and record.keywords_present == ("budget",)
+    assert record.title == finished_title(text, True)[0] == decode_sample(text, ("title",), False)[0].values["title"]
