@@ -5,6 +5,7 @@ against the real server (uvicorn on 127.0.0.1) over the tiny trained model.
 them these tests are skipped. UPDATE_SCREENSHOTS=1 also writes the docs' screenshot (docs/img/web.png).
 """
 import csv
+import io
 import os
 import shutil
 import socket
@@ -119,8 +120,8 @@ def test_page_generates_highlighted_titles_copy_and_csv(server, browser, tmp_pat
     browser.find_element(By.ID, "csv").click()
     path = browser.downloads / "titles.csv"
     wait(browser, lambda d: path.is_file() and path.stat().st_size > 0, 10)
-    rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert [r["title"] for r in rows] == [i.find_element(By.CSS_SELECTOR, ".title").text for i in items]
+    rows = read_csv(path.read_text(encoding="utf-8"))
+    assert [r["title"] for r in rows] == [guarded(i.find_element(By.CSS_SELECTOR, ".title").text) for i in items]
     assert {r["subreddit"] for r in rows} == {"aww"} and {r["keywords"] for r in rows} == {"dog"}
 
 
@@ -134,3 +135,162 @@ def test_page_shows_the_servers_refusal(server, browser):
                  else None)
     assert "422" in error.text and "category" in error.text
     assert browser.find_elements(By.CSS_SELECTOR, "#titles li") == []
+
+
+# --- issue 21: errors cleared, results kept newest first, formula-safe CSV -------------------------
+
+def fill(driver, category, keywords=(), n=2):
+    """Fill the form afresh: the subreddit, the first keyword fields, the count."""
+    from selenium.webdriver.common.by import By
+
+    field = driver.find_element(By.ID, "category")
+    field.clear()
+    field.send_keys(category)
+    inputs = driver.find_elements(By.CSS_SELECTOR, ".keyword")
+    for i, box in enumerate(inputs):
+        box.clear()
+        if i < len(keywords):
+            box.send_keys(keywords[i])
+    count = driver.find_element(By.ID, "count")
+    count.clear()
+    count.send_keys(str(n))
+
+
+def generate(driver, blocks_before):
+    """Click Generate and wait for the page to hold one more block of results."""
+    from selenium.webdriver.common.by import By
+
+    driver.find_element(By.ID, "generate").click()
+    return wait(driver, lambda d: len(b := d.find_elements(By.CSS_SELECTOR, "#titles .block")) == blocks_before + 1
+                and b)
+
+
+def shown_error(driver):
+    from selenium.webdriver.common.by import By
+
+    return wait(driver, lambda d: d.find_element(By.ID, "error") if d.find_element(By.ID, "error").is_displayed()
+                else None)
+
+
+def page_csv(driver) -> str:
+    """The CSV text the page's download link offers (fetched from its blob: URL inside the page)."""
+    from selenium.webdriver.common.by import By
+
+    href = driver.find_element(By.ID, "csv").get_attribute("href")
+    assert href and href.startswith("blob:"), href
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "fetch(arguments[0]).then((r) => r.text()).then(done, (e) => done('FAILED ' + e));", href)
+
+
+def read_csv(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text, newline="")))
+
+
+def guarded(cell: str) -> str:
+    """A text cell as the page's CSV writes it: a leading ' when a spreadsheet could take it as a formula."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def test_refusal_then_good_request_clears_the_error(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    fill(browser, "!!!")
+    browser.find_element(By.ID, "generate").click()
+    assert "422" in shown_error(browser).text
+    fill(browser, "aww", ["dog"], 2)
+    browser.find_element(By.ID, "generate").click()
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#titles li"))
+    error = browser.find_element(By.ID, "error")
+    assert not error.is_displayed() and error.get_attribute("textContent") == ""
+
+
+def test_error_cleared_as_soon_as_a_new_request_starts(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    fill(browser, "!!!")
+    browser.find_element(By.ID, "generate").click()
+    shown_error(browser)
+    fill(browser, "aww", ["dog"], 2)
+    # Hold the next answer back (a real request to the real server, only started later) to see the
+    # page while it is waiting: the old error must already be gone.
+    browser.execute_script(
+        "window.__release = null; const real = window.fetch;"
+        "window.fetch = (...a) => new Promise((ok) => { window.__release = () => ok(real(...a)); });")
+    browser.find_element(By.ID, "generate").click()
+    wait(browser, lambda d: d.execute_script("return window.__release !== null"), 10)
+    assert not browser.find_element(By.ID, "error").is_displayed()
+    browser.execute_script("window.__release()")
+    wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#titles li"))
+    assert not browser.find_element(By.ID, "error").is_displayed()
+
+
+def test_two_generates_keep_both_results_newest_first_in_page_and_csv(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    wait(browser, lambda d: len(d.find_elements(By.CSS_SELECTOR, "#categories option")) == 2)
+    fill(browser, "aww", ["dog"], 2)
+    generate(browser, 0)
+    fill(browser, "science", [], 3)
+    blocks = generate(browser, 1)
+    newest, oldest = blocks
+    assert [len(b.find_elements(By.CSS_SELECTOR, "li")) for b in blocks] == [3, 2]
+    head_new = newest.find_element(By.CSS_SELECTOR, ".request").text
+    head_old = oldest.find_element(By.CSS_SELECTOR, ".request").text
+    assert "#2" in head_new and "science" in head_new and "dog" not in head_new
+    assert "#1" in head_old and "aww" in head_old and "dog" in head_old
+    for head in (head_new, head_old):  # the request as the server answered it
+        assert "seed" in head and "guided" in head and "temperature" in head
+    page_titles = [[t.text for t in b.find_elements(By.CSS_SELECTOR, ".title")] for b in blocks]
+
+    rows = read_csv(page_csv(browser))
+    assert [r["title"] for r in rows] == [guarded(t) for t in page_titles[0] + page_titles[1]]
+    assert [r["request"] for r in rows] == ["2"] * 3 + ["1"] * 2
+    assert [(r["subreddit"], r["keywords"]) for r in rows] == [("science", "")] * 3 + [("aww", "dog")] * 2
+    assert {r["guided"] for r in rows} == {"true"} and all(float(r["temperature"]) > 0 for r in rows)
+    assert all(r["seed"] == "" for r in rows)  # seedless requests: not repeatable
+    # The page loaded nothing from anywhere but this server.
+    origins = browser.execute_script(
+        "return performance.getEntriesByType('resource').map((e) => new URL(e.name).origin)")
+    assert origins and set(origins) == {server}
+
+
+def test_csv_guards_formula_cells_from_the_server(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    fill(browser, "=aww", ["dog"], 2)  # the server keeps it as the category '-aww' (unknown: a warning)
+    generate(browser, 0)
+    assert "-aww" in browser.find_element(By.CSS_SELECTOR, "#titles .request").text
+    text = page_csv(browser)
+    rows = read_csv(text)
+    assert len(rows) == 2 and {r["subreddit"] for r in rows} == {"'-aww"}
+    assert "\"'-aww\"" in text
+    for r in rows:  # logprobs are negative numbers: left as numbers, not turned into text
+        assert float(r["logprob"]) < 0
+
+
+def test_csv_builder_guards_every_cell(server, browser):
+    browser.get(server + "/")
+    rows = [["=HYPERLINK(\"http://x\",\"y\")", "+1", "-rf", "@SUM(A1)", "\tx", "\rx", "ok", 'a "b", c\nd', -1.5]]
+    text = browser.execute_script("return window.titlePage.csvText(arguments[0], arguments[1])",
+                                  ["=head", "@col", "plain"], rows)
+    assert text.splitlines()[0] == "\"'=head\",\"'@col\",\"plain\""
+    parsed = list(csv.reader(io.StringIO(text, newline="")))
+    assert parsed[1] == ["'=HYPERLINK(\"http://x\",\"y\")", "'+1", "'-rf", "'@SUM(A1)", "'\tx", "'\rx", "ok",
+                         'a "b", c\nd', "-1.5"]
+    assert text.endswith("\r\n")
+
+
+def test_server_error_is_shown_as_text_never_html(server, browser):
+    from selenium.webdriver.common.by import By
+
+    browser.get(server + "/")
+    fill(browser, "<!----><>")
+    browser.find_element(By.ID, "generate").click()
+    error = shown_error(browser)
+    assert "'<!----><>'" in error.get_attribute("textContent")
+    assert error.find_elements(By.XPATH, "./*") == []

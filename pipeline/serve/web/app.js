@@ -1,9 +1,13 @@
-// The title page: asks POST /v1/titles, lists the titles with the requested keywords highlighted.
-// Built with DOM nodes only (never innerHTML), so text from the model cannot inject markup.
+// The title page: asks POST /v1/titles and keeps every answer of the session, newest first, each
+// as a block with its request and its titles (requested keywords highlighted).
+// Built with DOM nodes and textContent only (never innerHTML), so neither the model's titles nor
+// the server's messages can inject markup.
 "use strict";
 const $ = (id) => document.getElementById(id);
-const session = [];  // every title generated since the page was opened, for the CSV
+const requests = [];  // every answered request since the page was opened, oldest first: {number, data}
 let maxKeywords = 6;
+let busy = false;
+let csvUrl = null;
 
 async function loadCategories() {
   try {
@@ -24,6 +28,7 @@ async function loadCategories() {
   }
 }
 
+// Shows `message` as text (never as HTML); an empty message hides the box.
 function showError(message) {
   $("error").textContent = message;
   $("error").hidden = !message;
@@ -61,39 +66,113 @@ async function copy(text, button) {
   setTimeout(() => { button.textContent = "Copy"; }, 1200);
 }
 
-function show(data) {
-  const list = $("titles");
-  list.replaceChildren();
+const el = (tag, className, text) => {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+};
+
+// How the page shows a request's settings (the server's answer: normalised, defaults filled in).
+function settings(data) {
+  return [
+    `seed ${data.seed === null ? "none (not repeatable)" : data.seed}`,
+    data.guided ? "guided" : "not guided",
+    `temperature ${data.temperature}`,
+  ].join(" · ");
+}
+
+// One block: the request (number, subreddit, keywords, settings, any warning) and its titles.
+function block(number, data) {
+  const section = el("section", "block");
+  section.dataset.request = number;
+  const head = el("p", "request");
+  const keywords = data.keywords.length ? `keywords ${data.keywords.join(", ")}` : "no keywords";
+  head.append(el("strong", "", `#${number} `), el("span", "subreddit", data.category ?? ""),
+              " · ", el("span", "keywords", keywords), " · ", el("span", "settings", settings(data)));
+  section.append(head);
+  if (data.warning) section.append(el("p", "warning", `Note: ${data.warning}`));
+  const list = el("ol");
   for (const t of data.titles) {
-    const li = document.createElement("li");
-    const row = document.createElement("div");
-    row.className = "row";
-    const text = document.createElement("span");
-    text.className = "title";
+    const li = el("li");
+    const row = el("div", "row");
+    const text = el("span", "title");
     for (const [piece, marked] of pieces(t.title, data.keywords)) {
-      text.append(marked ? Object.assign(document.createElement("mark"), { textContent: piece }) : piece);
+      text.append(marked ? el("mark", "", piece) : piece);
     }
-    const meta = document.createElement("span");
-    meta.className = "meta";
-    meta.textContent = `log-prob ${t.logprob.toFixed(2)}${t.finished ? "" : " (cut)"}`;
-    const button = document.createElement("button");
+    const meta = el("span", "meta", `log-prob ${t.logprob.toFixed(2)}${t.finished ? "" : " (cut)"}`);
+    const button = el("button", "secondary copy", "Copy");
     button.type = "button";
-    button.className = "secondary copy";
-    button.textContent = "Copy";
     button.addEventListener("click", () => copy(t.title, button));
     row.append(text, meta, button);
     li.append(row);
     list.append(li);
-    session.push([data.category, data.keywords.join(" "), t.title, t.keywords_present.join(" "), t.logprob]);
   }
-  $("csv").disabled = session.length === 0;
+  section.append(list);
+  return section;
+}
+
+// --- CSV: every kept title, newest request first, with the request it came from ---------------
+
+const CSV_HEADER = ["request", "subreddit", "keywords", "seed", "guided", "temperature",
+                    "title", "keywords_present", "logprob"];
+
+// One CSV cell. Text that a spreadsheet could run as a formula (starting with = + - @, a tab or a
+// carriage return) gets a leading ', and every text cell is quoted with its quotes doubled.
+// A number (request, seed, temperature, logprob) is written as the number: it cannot be a formula,
+// and a ' would turn a negative log-prob into text.
+function csvCell(value) {
+  if (typeof value === "number" && Number.isFinite(value)) return String(value);
+  let text = value === null || value === undefined ? "" : String(value);
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replace(/"/g, '""')}"`;
+}
+
+function csvText(header, rows) {
+  return [header, ...rows].map((r) => r.map(csvCell).join(",")).join("\r\n") + "\r\n";
+}
+
+function sessionRows() {
+  const rows = [];
+  for (const { number, data } of [...requests].reverse()) {
+    for (const t of data.titles) {
+      rows.push([number, data.category ?? "", data.keywords.join(" "), data.seed ?? "", String(data.guided),
+                 data.temperature, t.title, t.keywords_present.join(" "), t.logprob]);
+    }
+  }
+  return rows;
+}
+
+// The download link always offers the whole session (a fresh blob: URL after every answer).
+function refreshCsv() {
+  const link = $("csv");
+  if (csvUrl) URL.revokeObjectURL(csvUrl);
+  csvUrl = null;
+  const rows = sessionRows();
+  if (!rows.length) {
+    link.removeAttribute("href");
+    link.setAttribute("aria-disabled", "true");
+    return;
+  }
+  csvUrl = URL.createObjectURL(new Blob([csvText(CSV_HEADER, rows)], { type: "text/csv" }));
+  link.href = csvUrl;
+  link.removeAttribute("aria-disabled");
+}
+
+function keep(data) {
+  const number = requests.length + 1;
+  requests.push({ number, data });
+  $("titles").prepend(block(number, data));
+  refreshCsv();
 }
 
 async function generate(event) {
   event.preventDefault();
-  showError("");
+  if (busy) return;
+  showError("");  // a new request starts: an earlier error no longer applies
   const keywords = [...document.querySelectorAll(".keyword")].map((i) => i.value.trim()).filter(Boolean);
   const body = { category: $("category").value.trim(), keywords, n: Number($("count").value) || 1 };
+  busy = true;
   $("generate").disabled = true;
   $("status").textContent = "Writing titles...";
   try {
@@ -102,16 +181,19 @@ async function generate(event) {
     });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
-      showError(`The server refused (${response.status}): ${data.error || response.statusText}`);
+      const reason = typeof data.error === "string" ? data.error : response.statusText;
+      showError(`The server refused (${response.status}): ${reason}`);
       $("status").textContent = "";
       return;
     }
-    show(data);
-    $("status").textContent = data.warning ? `Note: ${data.warning}` : `${data.titles.length} titles`;
+    showError("");
+    keep(data);
+    $("status").textContent = `${data.titles.length} titles (request #${requests.length})`;
   } catch (err) {
     showError(`No answer from the server: ${err}`);
     $("status").textContent = "";
   } finally {
+    busy = false;
     $("generate").disabled = false;
   }
 }
@@ -122,24 +204,17 @@ function addKeyword() {
     showError(`at most ${maxKeywords} keywords`);
     return;
   }
+  showError("");
   const input = Object.assign(document.createElement("input"),
     { className: "keyword", name: "keyword", placeholder: `keyword ${fields.length + 1}` });
   $("keywords").append(input);
   input.focus();
 }
 
-function downloadCsv() {
-  const cell = (v) => `"${String(v).replace(/"/g, '""')}"`;
-  const lines = [["subreddit", "keywords", "title", "keywords_present", "logprob"], ...session];
-  const blob = new Blob([lines.map((r) => r.map(cell).join(",")).join("\r\n") + "\r\n"], { type: "text/csv" });
-  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob), download: "titles.csv" });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  setTimeout(() => URL.revokeObjectURL(link.href), 1000);
-}
+// For the browser tests and the console: the CSV builder and the session's CSV text.
+window.titlePage = { csvCell, csvText, header: CSV_HEADER, sessionCsv: () => csvText(CSV_HEADER, sessionRows()) };
 
 $("form").addEventListener("submit", generate);
 $("more").addEventListener("click", addKeyword);
-$("csv").addEventListener("click", downloadCsv);
+refreshCsv();
 loadCategories();
