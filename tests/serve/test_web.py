@@ -4,6 +4,7 @@ against the real server (uvicorn on 127.0.0.1) over the tiny trained model.
 `.ci/run` installs chromium and chromium-driver with apt-get when they are missing; without
 them these tests are skipped. UPDATE_SCREENSHOTS=1 also writes the docs' screenshot (docs/img/web.png).
 """
+import contextlib
 import csv
 import io
 import os
@@ -33,14 +34,12 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def server(trained, tmp_path_factory):
-    """The base URL of a real uvicorn server on 127.0.0.1, in a thread of this process."""
+@contextlib.contextmanager
+def serving(gen, limits: ServeConfig):
+    """The base URL of a real uvicorn server on 127.0.0.1 over `gen`, in a thread of this process."""
     import httpx
     import uvicorn
 
-    gen = TitleGenerator.from_config(write_run_config(trained, tmp_path_factory.mktemp("web")))
-    limits = ServeConfig(port=free_port(), max_n=8)
     server = uvicorn.Server(uvicorn.Config(create_app(gen, limits), host="127.0.0.1", port=limits.port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -56,6 +55,17 @@ def server(trained, tmp_path_factory):
     yield url
     server.should_exit = True
     thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def generator(trained, tmp_path_factory):
+    return TitleGenerator.from_config(write_run_config(trained, tmp_path_factory.mktemp("web")))
+
+
+@pytest.fixture(scope="module")
+def server(generator):
+    with serving(generator, ServeConfig(port=free_port(), max_n=8)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -294,3 +304,20 @@ def test_server_error_is_shown_as_text_never_html(server, browser):
     error = shown_error(browser)
     assert "'<!----><>'" in error.get_attribute("textContent")
     assert error.find_elements(By.XPATH, "./*") == []
+
+
+def test_a_server_with_a_token_asks_the_page_for_it(generator, browser):
+    from selenium.webdriver.common.by import By
+
+    token = "page-test-token-0123456789"
+    with serving(generator, ServeConfig(port=free_port(), max_n=8, token=token)) as url:
+        browser.get(url + "/")
+        field = wait(browser, lambda d: d.find_element(By.ID, "token") if d.find_element(By.ID, "token-field")
+                     .is_displayed() else None)
+        fill(browser, "aww", ["dog"], 2)
+        browser.find_element(By.ID, "generate").click()
+        assert "401" in shown_error(browser).text
+        field.send_keys(token)
+        browser.find_element(By.ID, "generate").click()
+        assert len(wait(browser, lambda d: d.find_elements(By.CSS_SELECTOR, "#titles li"))) == 2
+    browser.execute_script("sessionStorage.clear()")

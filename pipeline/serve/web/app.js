@@ -16,7 +16,12 @@ async function loadCategories() {
       maxKeywords = health.limits.max_keywords;
       $("count").max = health.limits.max_n;
     }
-    const data = await (await fetch("/v1/categories")).json();
+    // A server with serve.token set answers /v1/ only with the token; the page asks for it and
+    // keeps it for this tab only (sessionStorage), never in the page's address or a cookie.
+    $("token-field").hidden = !health.token_required;
+    $("token").value = sessionStorage.getItem("token") || "";
+    if (health.token_required && !$("token").value) return;
+    const data = await (await fetch("/v1/categories", { headers: auth() })).json();
     for (const c of data.categories) {
       const option = document.createElement("option");
       option.value = c.name;
@@ -26,6 +31,12 @@ async function loadCategories() {
   } catch (err) {
     showError(`could not load the trained categories: ${err}`);
   }
+}
+
+function auth() {
+  const token = $("token").value.trim();
+  if (token) sessionStorage.setItem("token", token);
+  return token ? { authorization: `Bearer ${token}` } : {};
 }
 
 // Shows `message` as text (never as HTML); an empty message hides the box.
@@ -177,7 +188,7 @@ async function generate(event) {
   $("status").textContent = "Writing titles...";
   try {
     const response = await fetch("/v1/titles", {
-      method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body),
+      method: "POST", headers: { "content-type": "application/json", ...auth() }, body: JSON.stringify(body),
     });
     const data = await response.json().catch(() => ({}));
     if (!response.ok) {
