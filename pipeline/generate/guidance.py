@@ -6,7 +6,7 @@ whether the keyword has been written and how many tokens of the spelling were ju
 Each step, while a keyword is owed and fewer than `budget` tokens were generated, it:
   * adds `strength` to the first token of the keyword's pulled spellings, where a new word starts;
   * lets a spelling under way continue only with its next token, and forbids gluing a word
-    onto a finished one;
+    onto a finished one (a spelling begun within the budget is followed to its end past it);
   * forbids the tokens that would close the title (end marker, section marker);
 and once every keyword is written adds `end_bias` to the end marker's tokens. With `shape: length`
 each sample aims at a length in words drawn from its category's training titles
@@ -92,9 +92,7 @@ def token_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
 class KeywordGuidance:
     """The logits hook (see pipeline.generate.sampler.LogitsHook).
 
-    enc: the model's gpt-2-simple encoder; n_vocab: width of the logits; max_tokens: longest
-    keyword spelling followed, in tokens (longer ones are followed over their first max_tokens).
-    The strength is a graph input defaulting to the config's, so one graph serves guided and
+    enc: the model's gpt-2-simple encoder; n_vocab: width of the logits. The strength is a graph input defaulting to the config's, so one graph serves guided and
     unguided batches (`feed(..., strength=0.0)`).
 
     A keyword counts as written when all tokens of one of its spellings were generated in a row
@@ -102,9 +100,8 @@ class KeywordGuidance:
     without a leading space only count, and are only pulled toward, as the title's first word.
     """
 
-    def __init__(self, gcfg: GuidanceConfig, enc, n_vocab: int, max_tokens: int = 8,
-                 lengths: dict[str, np.ndarray] | None = None):
-        self.gcfg, self.enc, self.n_vocab, self.max_tokens = gcfg, enc, n_vocab, max_tokens
+    def __init__(self, gcfg: GuidanceConfig, enc, n_vocab: int, lengths: dict[str, np.ndarray] | None = None):
+        self.gcfg, self.enc, self.n_vocab = gcfg, enc, n_vocab
         self.closing, self.ending, self.word_cont = token_tables(enc, n_vocab)
         # Tokens that start a new word of the title (a leading space): the graph counts words with them.
         self.new_word = np.zeros(n_vocab, dtype=bool)
@@ -117,23 +114,30 @@ class KeywordGuidance:
 
     # -- host side -----------------------------------------------------------------------------
     def keyword_table(self, keyword_lists: Sequence[Sequence[str]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """For each row's keywords: token ids [batch, max_keywords, N_FORMS, max_tokens] (-1 padded),
+        """For each row's keywords: token ids [batch, max_keywords, N_FORMS, width] (-1 padded),
         lengths [batch, kw, forms], and which spellings are pulled toward [batch, kw, forms].
+
+        Every spelling is whole, however many tokens it takes (byte-level BPE spells a rare
+        character byte by byte, and a cut spelling leaves half a character), and the table is
+        one column wider than the batch's longest: past a spelling's end it expects -1.
 
         Only the leading-space spellings with the fewest tokens are pulled toward: a form the BPE
         splits more finely starts with a short piece (' G' of ' Gym') that begins many other
         words, and pulling it writes those instead.
         """
         shape = (len(keyword_lists), self.gcfg.max_keywords, N_FORMS)
-        ids = np.full(shape + (self.max_tokens,), -1, dtype=np.int32)
+        spelled = {(b, s, f): self.enc.encode(form)
+                   for b, keywords in enumerate(keyword_lists)
+                   for s, keyword in enumerate(list(keywords)[: self.gcfg.max_keywords])
+                   for f, form in enumerate(spellings(keyword))}
+        ids = np.full(shape + (max(map(len, spelled.values()), default=0) + 1,), -1, dtype=np.int32)
         lens = np.zeros(shape, dtype=np.int32)
         pull = np.zeros(shape, dtype=bool)
+        for (b, s, f), toks in spelled.items():
+            ids[b, s, f, : len(toks)] = toks
+            lens[b, s, f] = len(toks)
         for b, keywords in enumerate(keyword_lists):
-            for s, keyword in enumerate(list(keywords)[: self.gcfg.max_keywords]):
-                for f, form in enumerate(spellings(keyword)):
-                    toks = self.enc.encode(form)[: self.max_tokens]
-                    ids[b, s, f, : len(toks)] = toks
-                    lens[b, s, f] = len(toks)
+            for s in range(min(len(keywords), self.gcfg.max_keywords)):
                 shortest = lens[b, s][~BARE_FORMS].min()
                 pull[b, s] = ~BARE_FORMS & (lens[b, s] == shortest) & (shortest > 0)
         return ids, lens, pull
@@ -172,7 +176,7 @@ class KeywordGuidance:
     def initial_state(self, batch_size: Any) -> tuple:
         import tensorflow as tf
 
-        kw_ids = tf.compat.v1.placeholder(tf.int32, [None, self.gcfg.max_keywords, N_FORMS, self.max_tokens],
+        kw_ids = tf.compat.v1.placeholder(tf.int32, [None, self.gcfg.max_keywords, N_FORMS, None],
                                           name="guidance_ids")
         kw_lens = tf.compat.v1.placeholder(tf.int32, [None, self.gcfg.max_keywords, N_FORMS], name="guidance_lens")
         kw_pull = tf.compat.v1.placeholder(tf.bool, [None, self.gcfg.max_keywords, N_FORMS], name="guidance_pull")
@@ -186,7 +190,8 @@ class KeywordGuidance:
         """The token each spelling expects at match position `pos` (-1 past its end)."""
         import tensorflow as tf
 
-        return tf.gather(kw_ids, tf.minimum(pos, self.max_tokens - 1)[..., tf.newaxis], batch_dims=3)[..., 0]
+        last = tf.shape(kw_ids)[-1] - 1
+        return tf.gather(kw_ids, tf.minimum(pos, last)[..., tf.newaxis], batch_dims=3)[..., 0]
 
     def step(self, logits: Any, state: tuple, tokens: Any, done: Any) -> tuple[Any, tuple]:
         """Update the matches with the token written last step, then bias `logits` [batch, n_vocab]."""
@@ -212,9 +217,13 @@ class KeywordGuidance:
         n_words = tf.where(tf.equal(t, 1), tf.ones_like(n_words), n_words + tf.cast(begins, tf.int32))
         closed = closed | (tf.gather(tf.constant(self.closing), last) & (t > 0))
 
-        active = ~used & (t < self.gcfg.budget) & (strength > 0.0)  # [batch, kw]
+        guiding = ~used & (strength > 0.0)  # [batch, kw]
+        active = guiding & (t < self.gcfg.budget)
         complete = (pos > 0) & (pos >= kw_lens)
         under_way = (pos > 0) & ~complete
+        # A spelling begun within the budget (its first token came at step t - pos) is followed to its
+        # end past it: stopping there would leave half a keyword, or half a character of one.
+        finishing = guiding[..., tf.newaxis] & under_way & (t - pos < self.gcfg.budget)
         # A keyword none of whose spellings is under way pulls toward the first token of its pulled
         # spellings, after the title's first word and only between words: a pull while the model
         # is inside a word ('C' of 'Cabin') would cut it off.
@@ -226,7 +235,7 @@ class KeywordGuidance:
         pull = _token_max(live & idle, target, logits, strength * self._pull_scale(kw_lens, target_words, n_words))
         logits = tf.where(pull > 0.0, logits + pull, logits)
         # A keyword under way is spelled to its end: only the next tokens of started spellings may follow.
-        follow = _token_mask(live & under_way, target, logits)
+        follow = _token_mask(finishing, target, logits)
         spelling = tf.reduce_any(follow, axis=1, keepdims=True)
         # Forbidden while a keyword is owed: closing the title; right after a spelling: gluing onto it.
         owed = tf.reduce_any(active, axis=1)[:, tf.newaxis]

@@ -11,7 +11,8 @@ identical to an uninterrupted one).
 
 Per-step logits processing has one hook point (`LogitsHook`) for per-sample logit
 biases with per-sample state (keyword guidance); with no hook the sampler is plain
-temperature / top-k / top-p sampling.
+temperature / top-k / top-p sampling, which only ever finishes a begun end marker
+(`marker_rest`) or a begun multi-byte character (pipeline.generate.utf8).
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ import numpy as np
 
 from pipeline.core.errors import InputError
 from pipeline.core.format import BROKEN_MARKER, END_TOKEN
+from pipeline.generate.utf8 import byte_tables, complete_characters
 
 
 # What a title's last characters may be when the end marker follows: its spelling is read in each.
@@ -167,6 +169,7 @@ class Sampler:
         self.hparams = load_hparams(self.model_path)
         self.tail = end_tail(self.enc)
         self.opener, self.rest = marker_rest(self.enc, self.hparams.n_vocab)
+        self.bytes = byte_tables(self.enc, self.hparams.n_vocab)
         self.hook = hook
         self.graph = tf.Graph()
         with self.graph.as_default():
@@ -223,7 +226,7 @@ class Sampler:
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
                 logits, state = self.hook.step(logits, state, tokens, done)
-            logits = finish_marker(logits, tokens)
+            logits = complete_characters(tf, finish_marker(logits, tokens), tokens, self.bytes)
             logits = logits / tf.cast(settings.temperature, tf.float32)
             logits = _top_p(tf, _top_k(tf, logits, settings.top_k), settings.top_p)
             token = tf.random.stateless_categorical(

@@ -205,3 +205,95 @@ def test_the_pull_rises_with_the_title_so_keywords_spread_over_it(trained):
         # ... and on past it, up to OVERDUE_MAX times the strength.
         assert np.allclose(scale[1][0][:2], [1.0, 0.5]) and np.allclose(scale[2][0][:2], [2.0, 1.0])
         assert np.allclose(sess.run(hook._pull_scale(lens, tf.constant([0]), tf.constant([1])))[0][:2], [1, 1])
+
+
+# Keywords the tiny model's 350-token byte-level BPE spells byte by byte: ' Ελληνικά' takes 17 tokens.
+FOREIGN = ("日本語", "Ελληνικά")
+
+
+def test_a_spelling_longer_than_eight_tokens_is_kept_whole(trained):
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    ids, lens, _ = hook.keyword_table([FOREIGN, ("dog",)])
+    longest = max(len(enc.encode(form)) for kw in FOREIGN for form in spellings(kw))
+    assert longest > 8
+    # One column past the longest spelling, so every spelling's next expected token after its end is -1.
+    assert ids.shape[-1] == longest + 1
+    for b, keywords in enumerate([FOREIGN, ("dog",)]):
+        for k, keyword in enumerate(keywords):
+            for f, form in enumerate(spellings(keyword)):
+                toks = enc.encode(form)
+                assert lens[b, k, f] == len(toks) and list(ids[b, k, f, : len(toks)]) == toks
+                assert (ids[b, k, f, len(toks):] == -1).all()
+
+
+def _whole_or_absent(title: str, keyword: str) -> bool:
+    """The keyword is in the title whole, or none of its characters is (the tiny model never writes them itself)."""
+    return keyword in title or not set(keyword) & set(title)
+
+
+def _check_foreign_titles(texts: list[str]) -> None:
+    assert not [t for t in texts if "\ufffd" in t]
+    titles = [extract(t, ("title",)).values["title"] for t in texts if t.endswith("<|endoftext|>")]
+    assert len(titles) >= len(texts) // 2, texts
+    assert all(_whole_or_absent(title, kw) for title in titles for kw in FOREIGN), titles
+    # Guidance does write them: most titles hold both.
+    assert sum(all(kw in title for kw in FOREIGN) for title in titles) >= len(titles) // 2, titles
+
+
+def test_non_ascii_keywords_are_written_whole_through_the_sampling_loop(trained):
+    from pipeline.generate.prompts import make_prompt
+    from pipeline.generate.sampling import SamplingLoop
+
+    cfg, _ = trained
+    prompt = make_prompt("aww", list(FOREIGN), 1, "test")
+    with SamplingLoop(checkpoint(cfg), SamplingSettings(temperature=0.8), length=80,
+                      guidance=GuidanceConfig(strength=8.0, end_bias=4.0)) as loop:
+        texts = [d.text for seed in (11, 12) for d in loop.draw([prompt] * 8, seed=seed)[0]]
+    _check_foreign_titles(texts)
+
+
+def test_non_ascii_keywords_are_written_whole_by_the_generate_stage(trained, tmp_path):
+    cfg, _ = trained
+    job = dataclasses.replace(with_generate(cfg, keyword_sets=(FOREIGN,), count=6, length=80),
+                              guidance=GuidanceConfig(strength=8.0, end_bias=4.0, compare=False))
+    generate_to(job, checkpoint(cfg), tmp_path / "out.jsonl")
+    records = read_jsonl(tmp_path / "out.jsonl")
+    assert len(records) == 12 and all(r["guided"] for r in records)
+    _check_foreign_titles([r["text"] for r in records])
+
+
+def _allowed_per_step(hook, enc, continuation: list[int]) -> list[set[int] | None]:
+    """Per step of `continuation` after an 'aww' prompt for FOREIGN: the tokens the hook leaves
+    allowed, or None where it restricts nothing."""
+    import tensorflow as tf
+
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        state = hook.initial_state(1)
+        tokens = tf.constant([enc.encode(build_prefix("aww", FOREIGN))], dtype=tf.int32)
+        steps = []
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+            steps.append(logits[0] > -1e9)
+        kept = sess.run(steps, feed_dict=hook.feed([FOREIGN]))
+    return [None if k.all() else set(np.flatnonzero(k).tolist()) for k in kept]
+
+
+def test_a_spelling_begun_within_the_budget_is_finished_past_it(trained):
+    hook, enc = _hook(trained, strength=8.0, max_keywords=2, budget=2, shape="keywords")
+    first = enc.encode("My")
+    assert len(first) == 1
+    greek = enc.encode(" " + FOREIGN[1])
+    # The spelling's first token comes at step 1, within the budget of 2: every later token of it is
+    # forced, though the budget runs out at step 2, and nothing is forced once it is written.
+    allowed = _allowed_per_step(hook, enc, first + greek + enc.encode(" and"))
+    # (' 日本語' may begin with the same token: both are under way after it.)
+    both = {toks[1] for toks in (enc.encode(" " + kw) for kw in FOREIGN) if toks[0] == greek[0]}
+    assert allowed[2:len(greek) + 1] == [both] + [{tok} for tok in greek[2:]]
+    assert allowed[len(greek) + 1:] == [None] * (1 + len(enc.encode(" and")))
+    # A spelling whose first token comes after the budget is left alone.
+    filler = enc.encode(" dog")
+    assert greek[0] not in filler
+    late = _allowed_per_step(hook, enc, first + filler + greek[:3])
+    assert all(a is None for a in late[2:])

@@ -78,3 +78,25 @@ def test_a_begun_end_marker_is_finished_not_turned_into_a_new_document(trained):
         assert len(rest) > 1
         half = sampler.sample([prompt + rest[:1]] * 2, length=20, seed=0)
         assert half.tokens[:, len(prompt) + 1:].tolist() == [rest[1:]] * 2
+
+
+def test_a_begun_character_is_always_completed(trained):
+    """The tiny model's vocabulary spells '日' (e6 97 a5) as three byte tokens; a text ending after one
+    or two of them is finished with exactly the continuation bytes it owes, whatever the model prefers."""
+    from pipeline.generate.sampler import Sampler, SamplingSettings
+
+    cfg, _ = trained
+    with Sampler(checkpoint(cfg), SamplingSettings(temperature=1.0, top_p=0.0)) as sampler:
+        head = sampler.encode(build_prefix("aww", ["dog"]) + "My")
+        char = sampler.encode("日")
+        assert len(char) == 3
+        for begun in (1, 2):
+            prompt = head + char[:begun]
+            for seed in range(3):
+                out = sampler.sample([prompt] * 8, length=6, seed=seed)
+                for row in out.tokens.tolist():
+                    text = sampler.decode(row)
+                    new = text[len(sampler.decode(head)):]
+                    # One whole character with the begun bytes (U+6000..U+6FFF all start with e6 in UTF-8).
+                    assert "\u6000" <= new[0] <= "\u6fff" and new[0].encode()[:begun] == "日".encode()[:begun], new
+                    assert "\ufffd" not in new[:1]
