@@ -34,7 +34,18 @@ $(STAMP): requirements.lock pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	@touch $@
 
-setup: $(STAMP)  ## create .venv and install the pinned dependencies
+# GPU=1 adds TensorFlow's CUDA libraries (requirements-gpu.lock) for a Linux machine with an NVIDIA GPU.
+GPU ?= 0
+GPU_STAMP := $(VENV)/.installed-gpu
+$(GPU_STAMP): requirements-gpu.lock $(STAMP)
+	$(PY) -m pip install --quiet -r requirements-gpu.lock
+	@touch $@
+
+setup: $(STAMP) $(if $(filter 1,$(GPU)),$(GPU_STAMP))  ## create .venv and install the pinned dependencies (GPU=1: CUDA too)
+
+.PHONY: gpu-lock-check
+gpu-lock-check: $(STAMP)  ## resolve requirements-gpu.lock with pip (downloads metadata only, installs nothing)
+	$(PY) -m pip install --dry-run --quiet -r requirements.lock -r requirements-gpu.lock
 
 # The run's rules (one per stage: target, config slice, inputs, code, recipe) and the per-stage
 # config slices come from the stage table (pipeline/stages.py), rewritten on every call that

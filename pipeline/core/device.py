@@ -15,6 +15,8 @@ import re
 import sys
 import tempfile
 
+from pipeline.core.errors import ConfigError
+
 # Start-up notices that say only that no GPU is there, or how TensorFlow was built.
 _NOISE = re.compile(r"cuInit|cudart_stub|Could not find cuda drivers|oneDNN custom operations|"
                     r"Unable to register cu(DNN|FFT|BLAS) factory|computation_placer|TF-TRT Warning|"
@@ -23,6 +25,11 @@ _NOISE = re.compile(r"cuInit|cudart_stub|Could not find cuda drivers|oneDNN cust
                     r"This TensorFlow binary is optimized to use available CPU instructions")
 
 _loaded: dict[str, object] = {}
+
+
+def without_notices(text: str) -> str:
+    """`text` (what TensorFlow wrote while loading) less the known start-up notices."""
+    return "".join(line for line in text.splitlines(keepends=True) if not _NOISE.search(line))
 
 
 def describe(tf) -> str:
@@ -57,10 +64,17 @@ def load_tensorflow(who: str, announce: bool = True):
             os.dup2(saved, 2)
             os.close(saved)
             capture.seek(0)
-            kept = [line for line in capture.read().decode("utf-8", "replace").splitlines(keepends=True)
-                    if not _NOISE.search(line)]
-            sys.stderr.write("".join(kept))
+            sys.stderr.write(without_notices(capture.read().decode("utf-8", "replace")))
     _loaded["tf"] = tf
     if announce:
         print(f"{who}: TensorFlow {tf.__version__} on {devices}", file=sys.stderr, flush=True)
     return tf
+
+
+def require_gpu(tf, key: str, off: str = "0") -> None:
+    """ConfigError naming `key` and the fix when a config asks for a GPU and TensorFlow sees none:
+    a run meant for a GPU must not go on silently on the CPU."""
+    if not tf.config.list_physical_devices("GPU"):
+        raise ConfigError(f"{key}: asks for a GPU, but TensorFlow sees none here; on a Linux machine with an NVIDIA "
+                          f"GPU install TensorFlow's CUDA build (`make setup GPU=1`) and check `nvidia-smi`, "
+                          f"or run on the CPU with {key}={off}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.core.device import load_tensorflow
+from pipeline.core.device import load_tensorflow, require_gpu
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import RunPaths
@@ -276,8 +276,10 @@ def run(g: GenerateConfig, guidance: GuidanceConfig, seed: int, paths: RunPaths)
     """
     if not paths.train_done.is_file():
         raise InputError(f"{paths.train_done} does not exist: the run is not trained yet (run `make train`)")
-    if g.workers == 1:  # a pool's driver never loads the model; its actors do
-        load_tensorflow("generate")
+    if g.workers == 1 or (g.gpus and g.ray_address is None):  # a pool's driver loads no model, its actors do
+        tf = load_tensorflow("generate")
+        if g.gpus and g.ray_address is None:  # a cluster's GPUs are not this machine's to see
+            require_gpu(tf, "generate.gpus")
     stats = generate(g, guidance, seed, paths.checkpoint, paths.generated, paths.generate_stats,
                      paths.generated_candidates)
     return (f"generate: {stats['samples']} samples ({stats['finished_this_run']} of {stats['made_this_run']} "

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from pipeline.core.device import load_tensorflow
+from pipeline.core.device import load_tensorflow, require_gpu
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
-from pipeline.core.paths import RunPaths
+from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.train.log import LossCapture, dataset_tokens, read_counter
 from pipeline.train.model import BaseModel, ModelConfig, SOURCE_FILE, prepare_base_model, session_config
 from pipeline.train.validation import install_best
@@ -105,7 +105,10 @@ def _base_identity(base: BaseModel) -> dict:
     The folder's location is left out on purpose, so a moved or copied run folder still resumes.
     """
     source = base.path / SOURCE_FILE
-    return {"model": base.model_name, "source": json.loads(source.read_text()) if source.is_file() else None}
+    identity = {"model": base.model_name, "source": json.loads(source.read_text()) if source.is_file() else None}
+    if (base.path / UNTRAINED_MARKER).is_file():  # random weights: real ones put there later start afresh
+        identity["untrained"] = True
+    return identity
 
 
 def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
@@ -117,6 +120,10 @@ def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
         shutil.rmtree(ckpt_path)
     ckpt_path.mkdir(parents=True, exist_ok=True)
     write_json(record, identity)
+    if identity.get("untrained"):  # the report and `make eval` read it beside the checkpoint
+        print(f"train: WARNING: {base.path} holds UNTRAINED random weights ({UNTRAINED_MARKER}), not a released "
+              f"GPT-2; what this run writes is noise", file=sys.stderr)
+        shutil.copyfile(base.path / UNTRAINED_MARKER, ckpt_path / UNTRAINED_MARKER)
 
 
 def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
@@ -246,6 +253,7 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
         "config": json.loads(json.dumps({"seed": seed, "model": dataclasses.asdict(m),
                                          "train": dataclasses.asdict(t)}, default=str)),
         "base_model": str(base.path),
+        "base_untrained": (ckpt_path / UNTRAINED_MARKER).is_file(),
         "checkpoint": str(ckpt_path),
         "steps": steps_done,
         "final_loss": last["loss"] if last else None,
@@ -271,7 +279,9 @@ def run(m: ModelConfig, t: TrainConfig, seed: int, paths: RunPaths) -> str:
 
     Returns the line the command prints.
     """
-    load_tensorflow("train")
+    tf = load_tensorflow("train")
+    if t.multi_gpu:
+        require_gpu(tf, "train.multi_gpu", off="false")
     record = train(m, t, seed, paths.encoded, paths.checkpoint_dir, paths.train_done, paths.scratch_model)
     val = record.get("validation") or {}
     # `steps` counts saved steps; an early stop ends between saves, and keep_best loads other weights.
