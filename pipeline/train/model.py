@@ -242,10 +242,11 @@ def write_initial_checkpoint(model_path: Path, seed: int) -> None:
             saver.save(sess, str(model_path / "model.ckpt"))
 
 
-def session_config(tf, threads: int = 0, bf16: bool = False, layout_optimizer: bool = True):
+def session_config(tf, threads: int = 0, bf16: bool = False, layout_optimizer: bool = True, xla: bool = False):
     """TensorFlow session options for this project's graphs: GPU memory taken as needed, `threads`
-    intra/inter-op threads (0: TensorFlow's default), oneDNN bfloat16 mixed precision when `bf16`;
-    `layout_optimizer` False as gpt-2-simple's own training session has it."""
+    intra/inter-op threads (0: TensorFlow's default), oneDNN bfloat16 mixed precision when `bf16`,
+    XLA auto-clustering of the graph when `xla` (on a CPU it also needs TF_XLA_FLAGS, see
+    xla_environment); `layout_optimizer` False as gpt-2-simple's own training session has it."""
     from tensorflow.core.protobuf import rewriter_config_pb2 as rewriter
 
     config = tf.compat.v1.ConfigProto()
@@ -254,9 +255,21 @@ def session_config(tf, threads: int = 0, bf16: bool = False, layout_optimizer: b
         config.graph_options.rewrite_options.layout_optimizer = rewriter.RewriterConfig.OFF
     if bf16:
         config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter.RewriterConfig.ON
+    if xla:
+        config.graph_options.optimizer_options.global_jit_level = tf.compat.v1.OptimizerOptions.ON_1
     if threads > 0:
         config.intra_op_parallelism_threads = config.inter_op_parallelism_threads = threads
     return config
+
+
+def xla_environment() -> None:
+    """Let XLA cluster CPU graphs too (TensorFlow reads TF_XLA_FLAGS once, before its first XLA use;
+    a GPU needs only the session option). Flags the user set already are kept."""
+    import os
+
+    flags = os.environ.get("TF_XLA_FLAGS", "")
+    if "--tf_xla_cpu_global_jit" not in flags:
+        os.environ["TF_XLA_FLAGS"] = (flags + " --tf_xla_cpu_global_jit").strip()
 
 
 def load_hparams(model_path: Path):

@@ -24,7 +24,7 @@ from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.train.log import LossCapture, dataset_tokens, read_counter
-from pipeline.train.model import BaseModel, ModelConfig, SOURCE_FILE, prepare_base_model, session_config
+from pipeline.train.model import BaseModel, ModelConfig, SOURCE_FILE, prepare_base_model, session_config, xla_environment
 from pipeline.train.validation import install_best
 
 # gpt-2-simple's finetune samples windows of exactly this many tokens.
@@ -43,8 +43,11 @@ class TrainConfig:
     steps: total optimiser steps for the run (a resumed run trains only the missing ones).
     save_every / sample_every: in steps; 0 means never (the final save always happens).
     print_every: how often a loss line is shown (every step is still recorded).
-    onednn_bf16: TensorFlow's oneDNN automatic bfloat16 mixed precision (CPU only; variables stay
-    float32). Faster on CPUs with AVX512-BF16 / AMX, slower on others.
+    precision: "fp32", or "bf16": TensorFlow's oneDNN automatic bfloat16 mixed precision (CPU only;
+    variables stay float32). On a GPU only fp32 is offered: TensorFlow's GPU mixed precision pass
+    casts to float16, which needs loss scaling that gpt-2-simple's optimizer does not do.
+    xla: compile the training step with XLA (auto-clustering; on a CPU through TF_XLA_FLAGS).
+    `make bench-train` measures both against fp32 (docs/stages.md, "On a GPU workstation").
     seed: None uses the top-level seed.
     """
 
@@ -63,7 +66,8 @@ class TrainConfig:
     use_memory_saving_gradients: bool = False
     only_train_transformer_layers: bool = False
     multi_gpu: bool = False
-    onednn_bf16: bool = False
+    precision: Literal["fp32", "bf16"] = "fp32"
+    xla: bool = False
     threads: int = 0
     seed: int | None = None
     val_fraction: float = 0.0  # documents held out by title for a validation loss (0: none)
@@ -143,7 +147,8 @@ def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpo
     with graph.as_default():
         tf.compat.v1.set_random_seed(seed + done_before)
         # Configured as gpt-2-simple's start_tf_sess does, plus threads and the bfloat16 option.
-        sess = tf.compat.v1.Session(config=session_config(tf, t.threads, t.onednn_bf16, layout_optimizer=False))
+        sess = tf.compat.v1.Session(config=session_config(tf, t.threads, t.precision == "bf16", layout_optimizer=False,
+                                                          xla=t.xla))
         stopped = None
         if val_tokens is not None:
             from pipeline.train.model import load_hparams
@@ -279,6 +284,8 @@ def run(m: ModelConfig, t: TrainConfig, seed: int, paths: RunPaths) -> str:
 
     Returns the line the command prints.
     """
+    if t.xla:
+        xla_environment()
     tf = load_tensorflow("train")
     if t.multi_gpu:
         require_gpu(tf, "train.multi_gpu", off="false")

@@ -111,7 +111,7 @@ def test_training_resumes_with_only_the_missing_steps(trained, tmp_path):
     # Work on a copy so the shared model stays as it is.
     # The extra steps also run with oneDNN bfloat16 mixed precision, which must not change the checkpoint format.
     copy = dataclasses.replace(cfg, data_dir=str(tmp_path),
-                               train=dataclasses.replace(cfg.train, steps=STEPS + 5, onednn_bf16=True))
+                               train=dataclasses.replace(cfg.train, steps=STEPS + 5, precision="bf16"))
     shutil.copytree(cfg.paths.run_dir, copy.paths.run_dir)
     record = train_run(copy)
     assert record["steps"] == STEPS + 5
