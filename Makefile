@@ -22,7 +22,7 @@ export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help setup test export encode train generate decode report \
-        bench bench-encode bench-generate bench-guidance bench-decode bench-export clean clean-run
+        bench bench-encode bench-generate bench-guidance bench-decode bench-export bench-train clean clean-run
 
 help:  ## list the targets
 	@echo "Usage: make <target> [CONFIG=configs/<run>.yaml] [OVERRIDES='section.key=value ...']"
@@ -80,7 +80,7 @@ report: $(REPORT_TARGET)  ## quality report (JSON, Markdown, PNG) of the decoded
 test: $(STAMP)  ## set up .venv and run the test suite
 	$(PY) -m pytest -q
 
-bench: bench-encode bench-generate bench-guidance bench-decode bench-export  ## all benchmarks
+bench: bench-encode bench-generate bench-guidance bench-decode bench-export bench-train  ## all benchmarks
 
 bench-encode: $(STAMP)  ## encoder rows/s: Ray vs single-process nlp.pipe vs one remote call per row
 	$(PY) -m bench.encode
@@ -96,6 +96,9 @@ bench-decode: $(STAMP)  ## decoding 1,000,000 samples: throughput and peak memor
 
 bench-export: $(STAMP)  ## DuckDB export rows/s and peak memory on a 1,000,000-row dump
 	$(PY) -m bench.export
+
+bench-train: $(STAMP)  ## training tokens/s: bf16 and XLA against fp32 at the default and 124M shapes, loss checked
+	$(PY) -m bench.train
 
 clean-run:  ## delete this run's outputs (data/runs/<run>/)
 	rm -rf data/runs/$(RUN)
