@@ -4,6 +4,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+# In a model folder whose weights are random (pipeline.train.released): the base model folder, then the
+# trained checkpoint folder (train copies it), so the report and `make eval` can say the model is untrained.
+UNTRAINED_MARKER = "UNTRAINED.md"
+
 
 @dataclass(frozen=True)
 class RunPaths:
@@ -36,6 +40,11 @@ class RunPaths:
     def checkpoint(self) -> Path:
         """The trained model's folder: checkpoint, hparams.json, encoder.json, vocab.bpe, loss.csv."""
         return self.checkpoint_dir / self.run_name
+
+    @property
+    def untrained_marker(self) -> Path:
+        """Present when the trained model started from random weights (pipeline.train.released)."""
+        return self.checkpoint / UNTRAINED_MARKER
 
     @property
     def train_done(self) -> Path:
