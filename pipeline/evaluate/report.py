@@ -12,7 +12,7 @@ import statistics
 from pathlib import Path
 
 from pipeline.core.io import write_json, write_text
-from pipeline.core.paths import RunPaths
+from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.evaluate.token_scores import split_records
 from pipeline.report import Realism, Reference, realism_by_group, realism_markdown, training_pairs
 
@@ -59,9 +59,9 @@ def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split:
         real.add(title, ref)
     realism["overall"]["real"] = real.result(ref.target_lengths())
     train_mean = statistics.fmean(len(t.split()) for _, t in train_pairs) if train_pairs else None
-    result = {"split": split, "test_titles": len(test_pairs), "training_titles": len(train_pairs),
-              "prompts": n_prompts, "training_mean_words": round(train_mean, 2) if train_mean else None,
-              "passes": by_pass, "realism": realism}
+    result = {"base_untrained": paths.untrained_marker.is_file(), "split": split, "test_titles": len(test_pairs),
+              "training_titles": len(train_pairs), "prompts": n_prompts,
+              "training_mean_words": round(train_mean, 2) if train_mean else None, "passes": by_pass, "realism": realism}
     result["checks"] = checks(result)
     return result
 
@@ -92,11 +92,15 @@ def markdown(result: dict) -> str:
     """eval.md: the goals, then guided / unguided / real side by side, then per category."""
     fmt = (lambda v: "n/a" if v is None else f"{v:g}" if isinstance(v, float) else str(v))
     s = result["split"]
-    lines = ["# Evaluation on held-out titles", "",
-             f"{s['train']} rows trained on, {s['test']} held out ({result['test_titles']} titles); "
-             f"{result['prompts']} prompts from held-out titles (category + keywords the encoder extracts). "
-             f"Training titles: {result['training_titles']}, mean {fmt(result['training_mean_words'])} words.", "",
-             "| goal | value | target | met |", "|---|---|---|---|"]
+    lines = ["# Evaluation on held-out titles", ""]
+    if result.get("base_untrained"):
+        lines += [f"**UNTRAINED MODEL: the base model's weights are random** (`{UNTRAINED_MARKER}` in the model "
+                  "folder, written by `python -m pipeline.train.released`); this evaluation measures the pipeline "
+                  "at the model's shape, not the model, and no goal below means anything.", ""]
+    lines += [f"{s['train']} rows trained on, {s['test']} held out ({result['test_titles']} titles); "
+              f"{result['prompts']} prompts from held-out titles (category + keywords the encoder extracts). "
+              f"Training titles: {result['training_titles']}, mean {fmt(result['training_mean_words'])} words.", "",
+              "| goal | value | target | met |", "|---|---|---|---|"]
     lines += [f"| {name} | {fmt(c['value'])} | {c['goal']} | {'yes' if c['ok'] else 'NO'} |"
               for name, c in result["checks"].items()]
     lines += ["", "| pass | samples | valid % | distinct titles | all keywords present % | novel % | log-prob/token "

@@ -89,7 +89,9 @@ def plot_report(report: dict, top: int, path: Path) -> None:
         _bars(ax, [k or "(none)" for k in by], series, horizontal)
         if xlabel:
             ax.set_xlabel(xlabel)
-    fig.suptitle(f"Run {report.get('run', '')}: {report['overall']['rows']} distinct titles")
+    untrained = " (UNTRAINED MODEL: random weights)" if report.get("base_untrained") else ""
+    fig.suptitle(f"Run {report.get('run', '')}: {report['overall']['rows']} distinct titles{untrained}",
+                 color="red" if untrained else None)
     handles, labels = next((ax.get_legend_handles_labels() for ax in axes if ax.patches), ([], []))
     if handles:
         # One legend below both panels, where it cannot hide a bar.

@@ -23,7 +23,7 @@ from typing import Iterable, Iterator
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json, write_text
 from pipeline.core.measures import DistinctCounter
-from pipeline.core.paths import RunPaths
+from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.report.realism import Reference, realism_by_group, realism_markdown
 
 _FIELD_LIMIT = 2**31 - 1
@@ -184,12 +184,19 @@ def _table(label: str, by: dict[str, dict], limit: int) -> list[str]:
     return lines
 
 
+UNTRAINED_WARNING = ("**UNTRAINED MODEL: the base model's weights are random** (`{marker}` in the model folder, "
+                     "written by `python -m pipeline.train.released`), so these titles and measures test the "
+                     "pipeline at the model's shape, not the model. Put the released weights in the model "
+                     "folder and retrain for titles worth reading.")
+
+
 def markdown(report: dict, run: str, top: int) -> str:
     """A short human-readable summary of `report`; at most `top` categories in the category table."""
     o = report["overall"]
     dropped = ", ".join(f"{k} {v}" for k, v in report["dropped"].items()) or "none"
     lines = [
         f"# Quality report: run `{run}`", "",
+        *([UNTRAINED_WARNING.format(marker=UNTRAINED_MARKER), ""] if report.get("base_untrained") else []),
         f"{o['samples']} samples generated, {o['valid']} valid ({_fmt(o['valid_pct'])} %); dropped: {dropped}. "
         f"{o['rows']} distinct rows in the CSV ({report['duplicates']} duplicates removed); "
         f"{report.get('cut_at_broken_marker', 0)} titles cut at a broken-off end marker (`<|`).", "",
@@ -259,16 +266,18 @@ def loss_curve(loss_csv: Path, points: int = 200) -> dict | None:
 
 def write_report(rcfg: ReportConfig, run_name: str, decoded_csv: Path, rejected_csv: Path, stats_path: Path,
                  json_path: Path, markdown_path: Path, plot_path: Path, encoded: Path | None = None,
-                 loss_csv: Path | None = None) -> dict:
+                 loss_csv: Path | None = None, untrained_marker: Path | None = None) -> dict:
     """Build the report of `decoded_csv` (+ `rejected_csv` when decode filtered) and `stats_path`
     (+ realism against the training text `encoded`, when it exists); write its JSON, Markdown and
-    PNG and return it."""
+    PNG and return it. With the file `untrained_marker` present (the model began as random weights,
+    pipeline.train.released) the report says so: `base_untrained` in the JSON, a warning on top of the Markdown."""
     from pipeline.report.plot import plot_report
 
     if not stats_path.is_file():
         raise InputError(f"decode stats {stats_path} do not exist; run `make decode` first")
     stats = json.loads(stats_path.read_text(encoding="utf-8"))
-    report = {"run": run_name, **build_report(decoded_csv, rejected_csv, stats)}
+    report = {"run": run_name, "base_untrained": untrained_marker is not None and untrained_marker.is_file(),
+              **build_report(decoded_csv, rejected_csv, stats)}
     text = markdown(report, run_name, rcfg.top_categories)
     if encoded is not None and encoded.is_file():
         report["realism"] = realism_report(decoded_csv, rejected_csv, stats, encoded)
@@ -289,7 +298,8 @@ def run(rcfg: ReportConfig, seed: int, paths: RunPaths) -> str:
     `paths.encoded` (and the loss log in `paths.checkpoint`, when there is one) -> `paths.report_json`,
     `paths.report_md` and `paths.report_png`. Returns the Markdown summary and where the files are."""
     write_report(rcfg, paths.run_dir.name, paths.decoded, paths.decoded_rejected, paths.decode_stats,
-                 paths.report_json, paths.report_md, paths.report_png, paths.encoded, paths.checkpoint / "loss.csv")
+                 paths.report_json, paths.report_md, paths.report_png, paths.encoded, paths.checkpoint / "loss.csv",
+                 paths.checkpoint / UNTRAINED_MARKER)
     return (paths.report_md.read_text(encoding="utf-8")
             + f"\nreport: {paths.report_json}, {paths.report_md}, {paths.report_png}")
 

@@ -5,7 +5,9 @@
 Modules, in the order data flows: model (the `model:` section: a base model in the layout
 gpt-2-simple reads, and the helpers that read its hyper-parameters), validation (held-out
 documents, validation loss, early stopping), log (dataset tokens, step counter, loss.csv),
-stage (`run`: the `train:` section -> checkpoint + train.done).
+stage (`run`: the `train:` section -> checkpoint + train.done). Beside them, not imported here:
+released (`python -m pipeline.train.released`: an UNTRAINED GPT-2 of a released size, random weights with
+GPT-2's own vocabulary from gpt2_bpe/, in OpenAI's layout, for running every stage at that shape offline).
 """
 from pipeline.train.log import TRAINED_CATEGORIES
 from pipeline.train.model import ModelConfig, load_hparams, session_config

@@ -123,3 +123,8 @@ def test_the_evaluation_report_splits_the_log_prob_between_keywords_and_the_rest
     assert guided["keyword_token_logprob"] < 0 and guided["other_token_logprob"] < 0
     text = markdown(result)
     assert "300 rows trained on, 1 held out" in text and "log-prob of a keyword token" in text
+    # A model that began as random weights (pipeline.train.released's marker beside the checkpoint, issue 22).
+    assert result["base_untrained"] is False and "UNTRAINED" not in text
+    run.paths.untrained_marker.write_text("random weights", encoding="utf-8")
+    assert evaluation(run.paths, [("aww", "My dog and Big Bird")], {"train": 300, "test": 1}, 4)["base_untrained"]
+    assert markdown({**result, "base_untrained": True}).split("\n\n")[1].startswith("**UNTRAINED MODEL")

@@ -103,6 +103,23 @@ def test_markdown_and_plot_come_from_the_same_numbers(run):
     assert not [p.name for p in run.iterdir() if ".tmp-" in p.name or p.suffix == ".sqlite"]
 
 
+def test_the_report_says_when_the_model_began_as_random_weights(run, tmp_path):
+    # The marker pipeline.train.released writes, which train copies beside the checkpoint (issue 22).
+    from pipeline.core.paths import UNTRAINED_MARKER
+    from pipeline.report.stage import ReportConfig, write_report
+
+    assert json.loads((run / "report.json").read_text())["base_untrained"] is False
+    assert "UNTRAINED" not in (run / "report.md").read_text(encoding="utf-8")
+    marker = tmp_path / UNTRAINED_MARKER
+    marker.write_text("random weights", encoding="utf-8")
+    report = write_report(ReportConfig(), "hand", run / "decoded.csv", run / "decoded.rejected.csv",
+                          run / "decode_stats.json", tmp_path / "r.json", tmp_path / "r.md", tmp_path / "r.png",
+                          untrained_marker=marker)
+    assert report["base_untrained"] is True and json.loads((tmp_path / "r.json").read_text())["base_untrained"]
+    # Right under the heading, before any number.
+    assert (tmp_path / "r.md").read_text(encoding="utf-8").split("\n\n")[1].startswith("**UNTRAINED MODEL")
+
+
 def test_report_names_a_missing_input(tmp_path, capsys):
     (tmp_path / "r.yaml").write_text(f"data_dir: {tmp_path}\n", encoding="utf-8")
     assert stages.main(["report", "--config", str(tmp_path / "r.yaml")]) == 2
