@@ -90,13 +90,13 @@ def test_a_code_change_reruns_the_stage_whose_code_it_is_and_every_later_one(tmp
     assert evaluate.stale_stages(cfg) == []
 
     # Not in any eval stage's code: nothing to redo.
-    os.utime(root / "pipeline" / "export_bigquery.py", (base + 100,) * 2)
+    os.utime(root / "pipeline" / "export" / "bigquery.py", (base + 100,) * 2)
     assert evaluate.stale_stages(cfg) == []
     # Train's code (newer than train.done, older than what generate made): train and every later stage.
-    os.utime(root / "pipeline" / "validation.py", (base + 25,) * 2)
+    os.utime(root / "pipeline" / "train" / "validation.py", (base + 25,) * 2)
     assert evaluate.stale_stages(cfg) == ["train", "generate", "decode"]
     # The format every stage reads: all of them.
-    os.utime(root / "pipeline" / "format.py", (base + 100,) * 2)
+    os.utime(root / "pipeline" / "core" / "format.py", (base + 100,) * 2)
     assert evaluate.stale_stages(cfg) == ["encode", "train", "generate", "decode"]
 
 
