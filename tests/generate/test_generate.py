@@ -120,3 +120,16 @@ def test_a_category_the_model_never_saw_is_named_before_generating(trained, tmp_
     generate_to(job, cfg.paths.checkpoint, tmp_path / "generated.jsonl")
     assert ("generate: warning: 2 prompt categories are not in the training text, so the model never saw them: "
             "gardening, r-cooking") in capsys.readouterr().err.splitlines()
+
+
+def test_a_prompt_over_the_context_window_is_skipped_and_counted(trained, tmp_path, capsys):
+    # It used to fail its whole batch in TensorFlow (positions past n_ctx); now the job goes on without it.
+    cfg, _ = trained
+    long = "\U00020000" * 40
+    job = with_generate(cfg, keyword_sets=(("dog",), tuple([long] * 6)), categories=("aww",), count=2)
+    out = tmp_path / "generated.jsonl"
+    stats = generate_to(job, checkpoint(cfg), out)
+    assert stats["skipped_prompts"] == {"too_long": 1, "samples": 2}
+    records = read_jsonl(out)
+    assert len(records) == stats["samples"] and all(r["keywords"] == ["dog"] for r in records)
+    assert "1 prompt(s) skipped (2 samples): longer than the" in capsys.readouterr().err
