@@ -38,6 +38,11 @@ _TOKENS = re.compile(re.escape(START_TOKEN) + "|" + re.escape(END_TOKEN))
 # disarms it), so in a generated title it is the model starting to end and breaking off.
 BROKEN_MARKER = END_TOKEN[:2]
 _BROKEN_MARKER_RUN = re.compile(re.escape(BROKEN_MARKER[0]) + re.escape(BROKEN_MARKER[1]) + "+")
+# The marker's last two characters: a model that writes the end without its '<|' ('Paris visit|>',
+# 'a movieendoftext|>') also meant to end. Disarmed in training text as '<|' is.
+BROKEN_END = END_TOKEN[-2:]
+_BROKEN_END_RUN = re.compile(re.escape(BROKEN_END[0]) + "+" + re.escape(BROKEN_END[1]))
+_MARKER_NAME = END_TOKEN[2:-2]  # 'endoftext', dropped when written right before a broken end
 _WORD = re.compile(r"\w")
 _SPACE_RUN = re.compile(r"\s+")
 _NON_WORD_RUN = re.compile(r"[^\w]+")
@@ -53,12 +58,13 @@ def clean_text(text: str) -> str:
     """Free text (title, body) made safe for the format.
 
     Start/end tokens are removed, a marker that would open a section is removed
-    (the section character itself is kept), the '|' of a '<|' is removed (parse cuts a
-    title there), and every whitespace run, newlines included, becomes one space.
+    (the section character itself is kept), the '|' of a '<|' or a '|>' is removed (parse cuts
+    a title there), and every whitespace run, newlines included, becomes one space.
     Everything else is kept as typed.
     """
     text = _TOKENS.sub(" ", text)
     text = _BROKEN_MARKER_RUN.sub(BROKEN_MARKER[0], text)
+    text = _BROKEN_END_RUN.sub(BROKEN_END[1], text)
     text = _FAKE_MARKER.sub("", text)
     return _SPACE_RUN.sub(" ", text).strip()
 
@@ -164,7 +170,8 @@ def parse(text: str) -> Parsed:
 
     Each section's text stops at the next section marker or token, so a section never runs into
     the next one; keywords are split on whitespace. A title holding a broken-off end marker
-    (BROKEN_MARKER, '<|', as in 'Why?<|endoftext more') is cut there: the model meant to end. A
+    (BROKEN_MARKER, '<|', as in 'Why?<|endoftext more') is cut there: the model meant to end; so is
+    one holding the marker's end (BROKEN_END, '|>', with the 'endoftext' written before it). A
     cut title with no word character left is '' (dropped as empty); `cut_at_broken_marker` says so.
     The cut does not make an unfinished document finished.
     """
@@ -177,9 +184,13 @@ def parse(text: str) -> Parsed:
         value = m.group(1)
         values[section] = tuple(value.split()) if section == "keywords" else value
     title = values.get("title")
-    cut = title.find(BROKEN_MARKER) if isinstance(title, str) else -1
+    cut = -1
+    if isinstance(title, str):
+        found = [i for i in (title.find(BROKEN_MARKER), title.find(BROKEN_END)) if i >= 0]
+        cut = min(found, default=-1)
     if cut >= 0:
-        values["title"] = title[:cut] if _WORD.search(title[:cut]) else ""
+        head = title[:cut].removesuffix(_MARKER_NAME) if title.startswith(BROKEN_END, cut) else title[:cut]
+        values["title"] = head if _WORD.search(head) else ""
     return Parsed(Document(**values), finished, cut >= 0)
 
 

@@ -17,6 +17,7 @@ TRICKY_TITLES = [
     "Tokens <|endoftext|> in the <|startoftext|> middle",
     "Line one\nline two\r\n\tand a tab",
     "Haskell's <|> and <||> operators <|",
+    "Elixir's |> pipe and ||> too",
 ]
 
 
@@ -44,6 +45,17 @@ def test_a_title_is_cut_at_a_broken_off_end_marker_and_clean_text_disarms_one():
     assert (doc.title, doc.body, finished, cut) == ("Who will follow?", "body", True, True)
     assert parse(f"{START_TOKEN}~`a~^x~@ ?! <|!<|").document.title == ""
     assert parse(f"{START_TOKEN}~`a~^x~@a < b{END_TOKEN}") == (Document("a", ("x",), "a < b"), True, False)
+
+
+def test_a_title_is_cut_at_the_end_markers_tail_too():
+    # The model ends a title with the marker's end but not its start (seen on the default run).
+    assert clean_text("Elixir's |> pipe and ||> too") == "Elixir's > pipe and > too"
+    for title, kept in (("Made my old Paris a 14-of visit with three-V|>", "Made my old Paris a 14-of visit with three-V"),
+                        ("How do I budget on a Mreatendoftext|>", "How do I budget on a Mreat"),
+                        ("Shiba-chanic|> , what is a long garlic?", "Shiba-chanic"),
+                        ("endoftext|> and more", ""), ("Why not|>?", "Why not")):
+        doc, finished, cut = parse(f"{START_TOKEN}~`a~^x~@{title}{END_TOKEN}")
+        assert (doc.title, finished, cut) == (kept, True, True), title
 
 
 def test_body_section_and_absent_sections():

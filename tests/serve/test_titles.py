@@ -145,7 +145,10 @@ def test_a_served_title_is_cleaned_as_decode_cleans_it():
     from pipeline.serve import TitleGenerator
 
     prompt = make_prompt("gaming", ["budget"], 1, "test")
-    text = build_prefix("gaming", ["budget"]) + "Rrarain-V|>\n 3 to\x1b budget\t now<|endoftext|>"
+    text = build_prefix("gaming", ["budget"]) + "Rrarain-V\n 3 to\x1b budget\t now<|endoftext|>"
     record = TitleGenerator._record(prompt, Draw(text, True, -1.0))
-    assert record.title == "Rrarain-V|> 3 to budget now" and record.keywords_present == ("budget",)
+    assert record.title == "Rrarain-V 3 to budget now" and record.keywords_present == ("budget",)
     assert record.title == finished_title(text, True)[0] == decode_sample(text, ("title",), False)[0].values["title"]
+    # The end marker's tail written without its start ends the title there, as decode reads it.
+    ended = build_prefix("gaming", ["budget"]) + "My budget rig|>\n and more<|endoftext|>"
+    assert TitleGenerator._record(prompt, Draw(ended, True, -1.0)).title == "My budget rig"
