@@ -117,6 +117,11 @@ serve: $(STAMP)  ## HTTP API + web page on 127.0.0.1 (port from the config's ser
 bench-serve: $(STAMP)  ## title server: 200 requests, 16 at once vs one at a time: latency, titles/s, gain, RSS
 	$(PY) -m bench.serve --config $(CONFIG) $(OVERRIDES)
 
+# Models in and out of transformers' format (docs/models.md): the run's trained model -> data/runs/<run>/hf/.
+.PHONY: export-hf
+export-hf: $(STAMP)  ## the trained model in transformers' format (safetensors, no torch) -> data/runs/<run>/hf/
+	$(PY) -m pipeline.hf --config $(CONFIG) $(OVERRIDES)
+
 # Judging a model on held-out titles (docs/quality.md): split the encode input by a hash of the
 # title, encode and train on the rest in data/runs/<run>-eval/, prompt with the held-out titles,
 # generate guided and unguided, compare. Fresh stages are skipped (pipeline.evaluate).

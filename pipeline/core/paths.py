@@ -47,6 +47,11 @@ class RunPaths:
         return self.checkpoint / UNTRAINED_MARKER
 
     @property
+    def hf_export(self) -> Path:
+        """The trained model in transformers' format (`python -m pipeline.hf`, pipeline.hf)."""
+        return self.run_dir / "hf"
+
+    @property
     def train_done(self) -> Path:
         return self.run_dir / "train.done"
 

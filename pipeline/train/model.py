@@ -34,10 +34,11 @@ class ModelConfig:
 
     kind: "released" (one of the OpenAI sizes, downloaded into models_dir) or "scratch"
     (a new GPT-2 with the hyper-parameters below and a byte-level BPE vocabulary of
-    vocab_size entries trained on the run's encoded text).
+    vocab_size entries trained on the run's encoded text) or "hf" (the transformers GPT-2 folder
+    hf_dir, converted once into models_dir by pipeline.hf).
     """
 
-    kind: Literal["scratch", "released"] = "scratch"
+    kind: Literal["scratch", "released", "hf"] = "scratch"
     released: Literal["124M", "355M", "774M", "1558M"] = "124M"
     models_dir: str = "data/models"
     allow_download: bool = True
@@ -48,8 +49,11 @@ class ModelConfig:
     n_head: int = 4
     vocab_size: int = 4000
     bpe_min_frequency: int = 2
+    hf_dir: str | None = None
 
     def __post_init__(self) -> None:
+        if self.kind == "hf" and not self.hf_dir:
+            raise ConfigError("hf_dir: model.kind hf needs the transformers model folder (model.hf_dir: PATH)")
         # gpt-2-simple's finetune always samples 1024-token windows.
         if self.n_ctx < 1024:
             raise ConfigError(f"n_ctx: must be at least 1024 (gpt-2-simple trains on 1024-token windows), got {self.n_ctx}")
@@ -88,6 +92,11 @@ def prepare_base_model(mcfg: ModelConfig, seed: int, encoded: Path, scratch_dir:
     """
     if mcfg.kind == "released":
         return ensure_released(mcfg)
+    if mcfg.kind == "hf":
+        from pipeline.hf import import_hf
+
+        path = import_hf(Path(mcfg.hf_dir), Path(mcfg.models_dir))
+        return BaseModel(path.parent, path.name)
     return ensure_scratch(mcfg, seed, encoded, scratch_dir, vocab_text)
 
 
