@@ -100,6 +100,17 @@ bench-export: $(STAMP)  ## DuckDB export rows/s and peak memory on a 1,000,000-r
 bench-train: $(STAMP)  ## training tokens/s: bf16 and XLA against fp32 at the default and 124M shapes, loss checked
 	$(PY) -m bench.train
 
+# The peer benchmark's own venv, from its own lock file: torch and transformers never enter .venv.
+PEER_VENV := .venv-peer
+$(PEER_VENV)/.installed: bench/peer.lock
+	@test -x $(PEER_VENV)/bin/python || $(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet -r bench/peer.lock
+	@touch $@
+
+.PHONY: bench-peer
+bench-peer: $(STAMP) $(PEER_VENV)/.installed  ## ours vs transformers on identical weights: logits parity, titles/s
+	$(PY) -m bench.peer --config $(CONFIG) $(OVERRIDES)
+
 clean-run:  ## delete this run's outputs (data/runs/<run>/)
 	rm -rf data/runs/$(RUN)
 

@@ -1,0 +1,153 @@
+"""Ours against `transformers` on identical weights: logits parity, and finished titles/s of generation.
+
+    make bench-peer        (python -m bench.peer [--config configs/default.yaml] [--samples 448] [--threads 2])
+
+The peer runs in its own venv, .venv-peer, built by `make bench-peer` from bench/peer.lock (torch
+2.14.1, transformers 5.23.0, safetensors; the registry's torch wheel is the CUDA build, about 5.6 GB
+installed, 90 s to install here), never in the project's install. Its code is bench/peer_side.py.
+
+1. Parity: the config's trained run (`make train` first) and an UNTRAINED GPT-2 124M-shape model
+   (pipeline.train.released) are exported (pipeline.hf) and loaded by transformers; their fp32 logits
+   on one prompt and title must be within 1e-4 of our TensorFlow model's, with the same argmax.
+2. Generate: the config's prompts (unguided, --samples in all, the config's generate.batch_size,
+   length, temperature and top_p), ours (pipeline.generate.SamplingLoop) against transformers'
+   `generate` (KV cache, do_sample, left padding, stopping at the end marker), both on --threads
+   threads, in the order a b b a; each side timed from loading the model to the last sample.
+Prints the parity, finished titles/s of each side and the ratio with the load average. Training is
+not compared here (see docs/benchmarks.md).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.config import load_config
+from pipeline.core.format import build_prefix
+
+PEER = Path(".venv-peer/bin/python")
+SIDE = Path(__file__).with_name("peer_side.py")
+TOLERANCE = 1e-4
+
+
+def our_logits(model_dir: Path, ids: list[int]) -> np.ndarray:
+    """Our TensorFlow model's fp32 logits for `ids` (gpt-2-simple's model function, as train and generate use it)."""
+    from pipeline.core.device import load_tensorflow
+
+    tf = load_tensorflow("bench-peer", announce=False)
+    from gpt_2_simple.src import model as gpt_model
+
+    from pipeline.train import load_hparams
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
+        logits = gpt_model.model(hparams=load_hparams(model_dir), X=tokens)["logits"]
+        with tf.compat.v1.Session(graph=graph) as sess:
+            tf.compat.v1.train.Saver().restore(sess, tf.train.latest_checkpoint(str(model_dir)))
+            return sess.run(logits, {tokens: [ids]})[0]
+
+
+def parity(name: str, model_dir: Path, hf_dir: Path, tmp: Path) -> dict:
+    from gpt_2_simple.src import encoder
+
+    ids = encoder.get_encoder(str(model_dir)).encode(build_prefix("cooking", ("garlic", "bread")) +
+                                                       "How do I make garlic bread in the oven?")
+    (tmp / "ids.json").write_text(json.dumps(ids))
+    subprocess.run([str(PEER), str(SIDE), "logits", str(hf_dir), str(tmp / "ids.json"), str(tmp / "peer.npy")],
+                   check=True, capture_output=True)
+    ours, theirs = our_logits(model_dir, ids), np.load(tmp / "peer.npy")
+    diff = float(np.abs(ours - theirs).max())
+    same = float((ours.argmax(-1) == theirs.argmax(-1)).mean())
+    ok = diff <= TOLERANCE and same == 1.0
+    print(f"parity {name}: {len(ids)} tokens, max |logit difference| {diff:.2e} (tolerance {TOLERANCE:g}), "
+          f"argmax equal {100 * same:.0f} % -> {'ok' if ok else 'FAILED'}")
+    return {"max_abs_diff": diff, "argmax_equal": same, "ok": ok}
+
+
+def ours_generate(checkpoint: Path, cfg, prompts: list, threads: int) -> dict:
+    from pipeline.generate import SamplingLoop
+
+    start = time.perf_counter()
+    finished = 0
+    with SamplingLoop(checkpoint, cfg.generate.sampling, cfg.generate.length, None, threads=threads) as loop:
+        by_length: dict[int, list] = {}
+        for p in prompts:
+            by_length.setdefault(loop.prompt_tokens(p), []).append(p)
+        seed = 0
+        for group in by_length.values():
+            for at in range(0, len(group), cfg.generate.batch_size):
+                draws, _ = loop.draw(group[at: at + cfg.generate.batch_size], seed=seed)
+                finished += sum(d.finished for d in draws)
+                seed += 1
+    return {"samples": len(prompts), "finished": finished, "seconds": time.perf_counter() - start}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="configs/default.yaml")
+    parser.add_argument("--samples", type=int, default=448)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--no-124m", action="store_true", help="skip the 124M-shape parity (2 GB of files)")
+    parser.add_argument("overrides", nargs="*", help="section.key=value")
+    args = parser.parse_args(argv)
+    if not PEER.is_file():
+        print("bench-peer: no .venv-peer (run `make bench-peer`, which builds it from bench/peer.lock)", file=sys.stderr)
+        return 2
+    cfg = load_config(args.config, args.overrides)
+    if not cfg.paths.train_done.is_file():
+        print(f"bench-peer: {args.config} is not trained (run `make encode train CONFIG={args.config}`)", file=sys.stderr)
+        return 2
+    from pipeline.generate import load_prompts
+    from pipeline.hf import export_hf
+
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        run_hf = tmp / "run-hf"
+        export_hf(cfg.paths.checkpoint, run_hf)
+        results["parity_default"] = parity(f"{cfg.name} run", cfg.paths.checkpoint, run_hf, tmp)
+        if not args.no_124m:
+            from pipeline.train.released import write_untrained
+
+            model = write_untrained("124M", tmp / "models" / "124M", 0)
+            export_hf(model, tmp / "124M-hf")
+            results["parity_124M"] = parity("124M shape (untrained)", model, tmp / "124M-hf", tmp)
+        base = [p for p in load_prompts(cfg.generate)]
+        prompts = [base[i % len(base)] for i in range(args.samples)]
+        job = {"prompts": [p.prefix for p in prompts], "batch_size": cfg.generate.batch_size,
+               "length": cfg.generate.length, "temperature": cfg.generate.temperature,
+               "top_p": cfg.generate.top_p, "threads": args.threads, "seed": 0}
+        (tmp / "job.json").write_text(json.dumps(job))
+        runs: dict[str, list[dict]] = {"ours": [], "transformers": []}
+        for side in ("ours", "transformers", "transformers", "ours"):
+            if side == "ours":
+                runs[side].append(ours_generate(cfg.paths.checkpoint, cfg, prompts, args.threads))
+            else:
+                done = subprocess.run([str(PEER), str(SIDE), "generate", str(run_hf), str(tmp / "job.json")],
+                                      check=True, capture_output=True, text=True)
+                runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            r = runs[side][-1]
+            print(f"  {side:<13} {r['finished'] / r['seconds']:7.2f} finished titles/s ({r['finished']}/{r['samples']} "
+                  f"finished, {r['seconds']:.1f} s)")
+    rate = {s: sum(r["finished"] for r in rs) / sum(r["seconds"] for r in rs) for s, rs in runs.items()}
+    ratio = rate["ours"] / rate["transformers"]
+    print(f"generate, {cfg.name} shape, batch {cfg.generate.batch_size}: ours {rate['ours']:.2f} vs transformers "
+          f"{rate['transformers']:.2f} finished titles/s: {ratio:.2f}x (goal >= 1.2x); "
+          f"load average {os.getloadavg()[0]:.2f}")
+    results["generate"] = {"runs": runs, "ratio": round(ratio, 2)}
+    out = Path("bench/out/peer.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+    return 0 if all(v["ok"] for k, v in results.items() if k.startswith("parity")) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
