@@ -15,6 +15,7 @@ import shutil
 from pathlib import Path
 
 from pipeline.core.errors import InputError
+from pipeline.core.io import atomic_folder
 from pipeline.core.paths import UNTRAINED_MARKER
 from pipeline.hf.names import PREFIX, expected_names, hf_name, to_tf_array
 
@@ -140,10 +141,7 @@ def import_hf(folder: Path, models_dir: Path) -> Path:
     weights = read_weights(folder, hparams["n_layer"])
     merges = [line for line in (folder / "merges.txt").read_text(encoding="utf-8").splitlines()
               if line.strip() and not line.startswith("#version")]
-    tmp = path.with_name(f".{path.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_folder(path) as tmp:
         (tmp / "hparams.json").write_text(json.dumps(hparams, indent=2) + "\n", encoding="utf-8")
         shutil.copyfile(folder / "vocab.json", tmp / "encoder.json")
         # gpt-2-simple skips the first line of vocab.bpe and drops the last one.
@@ -152,9 +150,4 @@ def import_hf(folder: Path, models_dir: Path) -> Path:
         if (folder / UNTRAINED_MARKER).is_file():
             shutil.copyfile(folder / UNTRAINED_MARKER, tmp / UNTRAINED_MARKER)
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(path, ignore_errors=True)
-    tmp.rename(path)
     return path

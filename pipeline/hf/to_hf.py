@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.core.errors import InputError
+from pipeline.core.io import atomic_folder
 from pipeline.core.format import END_TOKEN
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.hf.card import config_json, generation_config, model_card, tokenizer_config
@@ -65,10 +66,7 @@ def export_hf(model_dir: Path, out: Path, *, train_done: Path | None = None, enc
     done = _read_json(train_done)
     untrained = (model_dir / UNTRAINED_MARKER).is_file() or bool(done and done.get("base_untrained"))
 
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as tmp:
         save_file(params, str(tmp / "model.safetensors"), metadata={"format": "pt"})
         shutil.copyfile(model_dir / "encoder.json", tmp / "vocab.json")
         shutil.copyfile(model_dir / "vocab.bpe", tmp / "merges.txt")
@@ -81,11 +79,6 @@ def export_hf(model_dir: Path, out: Path, *, train_done: Path | None = None, enc
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if untrained and (model_dir / UNTRAINED_MARKER).is_file():
             shutil.copyfile(model_dir / UNTRAINED_MARKER, tmp / UNTRAINED_MARKER)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return out
 
 

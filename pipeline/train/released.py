@@ -25,6 +25,7 @@ import sys
 from pathlib import Path
 
 from pipeline.core.errors import InputError
+from pipeline.core.io import atomic_folder
 from pipeline.core.paths import UNTRAINED_MARKER
 from pipeline.train.model import write_initial_checkpoint
 
@@ -87,19 +88,11 @@ def write_untrained(shape: str, out: Path, seed: int = 0) -> Path:
         raise InputError(f"--shape: {shape!r} is not one of {', '.join(SHAPES)}")
     out = Path(out)
     check_out(out)
-    tmp = out.with_name(f".{out.name}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_folder(out) as tmp:
         copy_bpe(tmp)
         (tmp / "hparams.json").write_text(json.dumps(SHAPES[shape], indent=2) + "\n", encoding="utf-8")
         write_initial_checkpoint(tmp, seed)
         (tmp / UNTRAINED_MARKER).write_text(marker_text(shape, seed), encoding="utf-8")
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
     return out
 
 
