@@ -114,8 +114,8 @@ bench-peer: $(STAMP) $(PEER_VENV)/.installed  ## ours vs transformers on identic
 clean-run:  ## delete this run's outputs (data/runs/<run>/)
 	rm -rf data/runs/$(RUN)
 
-clean:  ## delete every generated file and the .venv
-	rm -rf data/runs data/export data/models $(VENV)
+clean:  ## delete every generated file, .venv and .venv-peer
+	rm -rf data/runs data/export data/models $(VENV) .venv-peer
 
 # Titles on demand (docs/serving.md): a trained run answering single requests.
 .PHONY: titles serve bench-serve
