@@ -13,6 +13,8 @@ installed, 90 s to install here), never in the project's install. Its code is be
    length, temperature and top_p), ours (pipeline.generate.SamplingLoop) against transformers'
    `generate` (KV cache, do_sample, left padding, stopping at the end marker), both on --threads
    threads, in the order a b b a; each side timed from loading the model to the last sample.
+   Finished titles/s at the config's shape; at the 124M shape (untrained: no sample ever ends) one
+   prompt 64 times, batch 64, 64 new tokens, tokens/s.
 Prints the parity, finished titles/s of each side and the ratio with the load average. Training is
 not compared here (see docs/benchmarks.md).
 """
@@ -72,22 +74,45 @@ def parity(name: str, model_dir: Path, hf_dir: Path, tmp: Path) -> dict:
     return {"max_abs_diff": diff, "argmax_equal": same, "ok": ok}
 
 
-def ours_generate(checkpoint: Path, cfg, prompts: list, threads: int) -> dict:
+def ours_generate(checkpoint: Path, settings, length: int, batch_size: int, prompts: list, threads: int) -> dict:
+    """Our sampler (unguided) over `prompts` in batches of one token length; samples, finished titles,
+    new tokens (rows x loop steps) and seconds from loading the model to the last sample."""
     from pipeline.generate import SamplingLoop
 
     start = time.perf_counter()
-    finished = 0
-    with SamplingLoop(checkpoint, cfg.generate.sampling, cfg.generate.length, None, threads=threads) as loop:
+    finished = tokens = 0
+    with SamplingLoop(checkpoint, settings, length, None, threads=threads) as loop:
         by_length: dict[int, list] = {}
         for p in prompts:
             by_length.setdefault(loop.prompt_tokens(p), []).append(p)
         seed = 0
         for group in by_length.values():
-            for at in range(0, len(group), cfg.generate.batch_size):
-                draws, _ = loop.draw(group[at: at + cfg.generate.batch_size], seed=seed)
+            for at in range(0, len(group), batch_size):
+                batch = group[at: at + batch_size]
+                draws, steps = loop.draw(batch, seed=seed)
                 finished += sum(d.finished for d in draws)
+                tokens += steps * len(batch)
                 seed += 1
-    return {"samples": len(prompts), "finished": finished, "seconds": time.perf_counter() - start}
+    return {"samples": len(prompts), "finished": finished, "tokens": tokens, "seconds": time.perf_counter() - start}
+
+
+def compare(name: str, hf_dir: Path, job: dict, ours, tmp: Path, unit: str) -> dict:
+    """ours() against transformers on `job`, in the order a b b a; the ratio of `unit` ('finished' or 'tokens') per s."""
+    (tmp / "job.json").write_text(json.dumps(job))
+    runs: dict[str, list[dict]] = {"ours": [], "transformers": []}
+    for side in ("ours", "transformers", "transformers", "ours"):
+        if side == "ours":
+            runs[side].append(ours())
+        else:
+            done = subprocess.run([str(PEER), str(SIDE), "generate", str(hf_dir), str(tmp / "job.json")],
+                                  check=True, capture_output=True, text=True)
+            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+        r = runs[side][-1]
+        print(f"  {name} {side:<13} {r[unit] / r['seconds']:8.2f} {unit}/s ({r['finished']}/{r['samples']} finished, "
+              f"{r['tokens']} tokens, {r['seconds']:.1f} s)")
+    rate = {s: sum(r[unit] for r in rs) / sum(r["seconds"] for r in rs) for s, rs in runs.items()}
+    return {"runs": runs, "ours": round(rate["ours"], 2), "transformers": round(rate["transformers"], 2),
+            "ratio": round(rate["ours"] / rate["transformers"], 2)}
 
 
 def main(argv: list[str]) -> int:
@@ -122,27 +147,27 @@ def main(argv: list[str]) -> int:
             results["parity_124M"] = parity("124M shape (untrained)", model, tmp / "124M-hf", tmp)
         base = [p for p in load_prompts(cfg.generate)]
         prompts = [base[i % len(base)] for i in range(args.samples)]
-        job = {"prompts": [p.prefix for p in prompts], "batch_size": cfg.generate.batch_size,
-               "length": cfg.generate.length, "temperature": cfg.generate.temperature,
-               "top_p": cfg.generate.top_p, "threads": args.threads, "seed": 0}
-        (tmp / "job.json").write_text(json.dumps(job))
-        runs: dict[str, list[dict]] = {"ours": [], "transformers": []}
-        for side in ("ours", "transformers", "transformers", "ours"):
-            if side == "ours":
-                runs[side].append(ours_generate(cfg.paths.checkpoint, cfg, prompts, args.threads))
-            else:
-                done = subprocess.run([str(PEER), str(SIDE), "generate", str(run_hf), str(tmp / "job.json")],
-                                      check=True, capture_output=True, text=True)
-                runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
-            r = runs[side][-1]
-            print(f"  {side:<13} {r['finished'] / r['seconds']:7.2f} finished titles/s ({r['finished']}/{r['samples']} "
-                  f"finished, {r['seconds']:.1f} s)")
-    rate = {s: sum(r["finished"] for r in rs) / sum(r["seconds"] for r in rs) for s, rs in runs.items()}
-    ratio = rate["ours"] / rate["transformers"]
-    print(f"generate, {cfg.name} shape, batch {cfg.generate.batch_size}: ours {rate['ours']:.2f} vs transformers "
-          f"{rate['transformers']:.2f} finished titles/s: {ratio:.2f}x (goal >= 1.2x); "
-          f"load average {os.getloadavg()[0]:.2f}")
-    results["generate"] = {"runs": runs, "ratio": round(ratio, 2)}
+        g = cfg.generate
+        job = {"prompts": [p.prefix for p in prompts], "batch_size": g.batch_size, "length": g.length,
+               "temperature": g.temperature, "top_p": g.top_p, "threads": args.threads, "seed": 0}
+        results["generate_default"] = compare(
+            cfg.name, run_hf, job, lambda: ours_generate(cfg.paths.checkpoint, g.sampling, g.length, g.batch_size,
+                                                         prompts, args.threads), tmp, "finished")
+        r = results["generate_default"]
+        print(f"generate, {cfg.name} shape, batch {g.batch_size}: ours {r['ours']:.2f} vs transformers "
+              f"{r['transformers']:.2f} finished titles/s: {r['ratio']:.2f}x (goal >= 1.2x); "
+              f"load average {os.getloadavg()[0]:.2f}")
+        if not args.no_124m:
+            # An untrained model never writes the end marker: every row runs the full 64 tokens, so compare tokens/s.
+            big = [prompts[0]] * 64
+            job = {**job, "prompts": [p.prefix for p in big], "batch_size": 64, "length": 64}
+            results["generate_124M"] = compare(
+                "124M", tmp / "124M-hf", job, lambda: ours_generate(model, g.sampling, 64, 64, big, args.threads),
+                tmp, "tokens")
+            r = results["generate_124M"]
+            print(f"generate, 124M shape (untrained), batch 64, 64 new tokens: ours {r['ours']:.1f} vs transformers "
+                  f"{r['transformers']:.1f} tokens/s: {r['ratio']:.2f}x (goal >= 1.5x); "
+                  f"load average {os.getloadavg()[0]:.2f}")
     out = Path("bench/out/peer.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -6,8 +6,8 @@
 logits: the exported folder's fp32 logits for the token ids, saved for the comparison.
 generate: the job's prompts (text), drawn in batches with transformers' `generate` (KV cache,
 do_sample, the same top_p, temperature and max new tokens, stopping at the end marker), left
-padded; prints one JSON line: samples, finished titles (the end marker written after the prompt)
-and the seconds from loading the model to the last sample.
+padded; prints one JSON line: samples, finished titles (the end marker written after the prompt),
+new tokens (rows x steps) and the seconds from loading the model to the last sample.
 """
 import json
 import sys
@@ -35,7 +35,7 @@ def generate(folder: str, job_json: str) -> None:
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32).eval()
     tok = AutoTokenizer.from_pretrained(folder)
     tok.pad_token, tok.padding_side = END, "left"
-    finished = 0
+    finished = tokens = 0
     prompts = job["prompts"]
     for at in range(0, len(prompts), job["batch_size"]):
         batch = prompts[at: at + job["batch_size"]]
@@ -44,9 +44,12 @@ def generate(folder: str, job_json: str) -> None:
             out = model.generate(**enc, do_sample=True, top_p=job["top_p"] or 1.0, temperature=job["temperature"],
                                  top_k=0, max_new_tokens=job["length"], stop_strings=[END], tokenizer=tok,
                                  pad_token_id=tok.convert_tokens_to_ids(END))
-        for row in out[:, enc["input_ids"].shape[1]:]:
+        new = out[:, enc["input_ids"].shape[1]:]
+        tokens += int(new.numel())
+        for row in new:
             finished += END in tok.decode(row)
-    print(json.dumps({"samples": len(prompts), "finished": finished, "seconds": time.perf_counter() - start}))
+    print(json.dumps({"samples": len(prompts), "finished": finished, "tokens": tokens,
+                      "seconds": time.perf_counter() - start}))
 
 
 if __name__ == "__main__":
