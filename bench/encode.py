@@ -6,11 +6,13 @@ All three encode the same rows, every one a different title (see `unique_titles`
 half of one sample title joined to the second half of another, so lengths and vocabulary stay
 those of real titles), with the same keyword rules, in one run:
   (a) pipeline.encode.stage.encode: Ray actors fed batches of rows, nlp.pipe inside;
-  (b) one process: read, spaCy nlp.pipe, augment, shuffle, write;
+  (b) one process: read, spaCy nlp.pipe, augment, shuffle, write, with no Ray on the machine (the
+      fastest plain loop: Ray's own daemons, left running beside it, slowed it by a third);
   (c) the naive design: one remote call per row, each running nlp(text) on a Ray actor;
   (d) the ceiling for two workers on this machine: two plain processes (no Ray), each loading
       spaCy and encoding half the rows, nothing shuffled or written.
-Every job includes loading spaCy and writing its output; Ray itself is started first. (a) and (b)
+Every job includes loading spaCy and writing its output. Ray is shut down before every run: (a)
+starts it inside its time, as `make encode` does, and (b) and (d) run without it. (a) and (b)
 run `--rounds` times each, in the order a b, b a, ..., and their rates are over all their rounds,
 so a drift in the machine's speed during the run weighs on both alike.
 Prints rows/s of each, the ratios a/b, d/b and a/c, where (a)'s time goes (start-up,
@@ -117,10 +119,19 @@ class NaiveWorker(EncodeWorker):
                                                       self.ecfg.max_keywords, rng)]
 
 
-def one_call_per_row(ecfg: EncodeConfig, seed: int) -> int:
-    """(c): every row its own remote call; returns rows encoded."""
+def no_ray() -> None:
+    """Stop this process's Ray (and its daemons), so the next run starts from a machine without it."""
     import ray
 
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+def one_call_per_row(ecfg: EncodeConfig, seed: int) -> int:
+    """(c): every row its own remote call, Ray started inside; returns rows encoded."""
+    import ray
+
+    start_ray(ecfg)
     actor_cls = ray.remote(num_cpus=1)(NaiveWorker)
     actors = [actor_cls.remote(ecfg, seed) for _ in range(ecfg.workers)]
     skipped: Counter = Counter()
@@ -178,7 +189,6 @@ def main() -> None:
         csv_path = tmp / "bench.csv"
         unique_titles(args.sample, args.rows, csv_path)
         ecfg, seed = EncodeConfig(input=str(csv_path), workers=args.workers), SEED
-        start_ray(ecfg)
         print(f"{args.rows} unique rows, {args.workers} workers, {os.cpu_count()} CPUs, "
               f"load average {os.getloadavg()[0]:.1f} at the start")
         r_rows, r_s = timed(lambda: sum(len(c) for c in iter_rows(ecfg.input, ecfg, Counter())))
@@ -189,6 +199,7 @@ def main() -> None:
         legs = [x for r in range(args.rounds) for x in (("a", "b") if r % 2 == 0 else ("b", "a"))]
         phases = Phases()  # wraps the stage's run_batches once for every run of (a)
         for leg in legs:
+            no_ray()
             if leg == "a":
                 daemons = ray_daemons_cpu()
                 rows, secs = timed(lambda: encode(ecfg, seed, tmp / "a.txt", tmp / "a.json")["rows_encoded"])
@@ -202,6 +213,7 @@ def main() -> None:
         same = (tmp / "a.txt").read_bytes() == (tmp / "b.txt").read_bytes()
         print(f"    (a) and (b) outputs byte-identical: {same}")
         print(f"over {args.rounds} round(s): (a) {a_rows / a_s:.1f} rows/s, (b) {b_rows / b_s:.1f} rows/s")
+        no_ray()
         d_rows, d_s = timed(two_plain_processes, ecfg, seed)
         print(f"(d) 2 plain procs    {d_rows / d_s:9.1f} rows/s  ({d_s:.1f} s; no Ray, no shuffle or write: the "
               f"ceiling for two workers here)")
