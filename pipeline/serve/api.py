@@ -37,7 +37,7 @@ from starlette.exceptions import HTTPException
 from pipeline.config import ServeConfig
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.serve.batcher import Batcher, QueueFull
-from pipeline.serve.checks import MAX_SEED, MIN_TEMPERATURE, Limits
+from pipeline.serve.checks import MAX_SEED, MIN_TEMPERATURE
 from pipeline.serve.generator import TitleGenerator, long_lived_tensorflow
 
 WEB = Path(__file__).resolve().parent / "web"
@@ -161,7 +161,7 @@ def _validation_message(exc: RequestValidationError) -> str:
 
 def create_app(gen: TitleGenerator, s: ServeConfig) -> FastAPI:
     """The app over `gen` (which it closes on shutdown) with the limits, guard and batching of `s`."""
-    gen.limits = Limits.of(s)  # a server's requests are held to its own serve: section
+    gen.limits = s  # a server's requests are held to its own serve: section
     batcher = Batcher(gen.run, lambda req: req.prompt.count, s.batch_window_ms / 1000, s.max_batch, s.queue_size)
 
     @asynccontextmanager

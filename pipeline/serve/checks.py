@@ -8,7 +8,6 @@ echoed only as a short ASCII repr, so nothing a client sent can break the answer
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 from pipeline.config import ServeConfig
 from pipeline.core.errors import InputError
@@ -21,21 +20,6 @@ MAX_SEED = 2**31 - 1
 MIN_TEMPERATURE = 0.05
 # How much of a refused value an error message shows.
 _SHOWN_CHARS = 40
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one request may ask for: the `serve:` section's request limits."""
-
-    max_n: int = ServeConfig.max_n
-    max_keywords: int = ServeConfig.max_keywords
-    max_keyword_chars: int = ServeConfig.max_keyword_chars
-    max_category_chars: int = ServeConfig.max_category_chars
-    max_temperature: float = ServeConfig.max_temperature
-
-    @classmethod
-    def of(cls, s: ServeConfig) -> Limits:
-        return cls(s.max_n, s.max_keywords, s.max_keyword_chars, s.max_category_chars, s.max_temperature)
 
 
 def shown(value: object) -> str:
@@ -66,10 +50,11 @@ def _integer(field: str, value: object, low: int, high: int) -> int:
     return value
 
 
-def check_request(limits: Limits, category: object, keywords: object, n: object, seed: object = None,
+def check_request(limits: ServeConfig, category: object, keywords: object, n: object, seed: object = None,
                   guided: object = True, temperature: object = None) -> tuple[Prompt, int | None, bool, float | None]:
     """(prompt, seed, guided, temperature) of a request, normalised as encode normalises training text.
 
+    limits: the `serve:` section whose request limits (max_n, max_keywords, ...) apply.
     category: text, or None for no category; keywords: a list of texts, one comma-separated text,
     or None; n: titles wanted; seed: None or an integer; guided: a flag; temperature: None (the
     run's) or a number. Raises InputError naming the first bad field.

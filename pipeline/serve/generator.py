@@ -23,18 +23,17 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Sequence
 
+from pipeline.config import Config, ServeConfig, load_config
 from pipeline.core.device import load_tensorflow
 from pipeline.core.errors import InputError
 from pipeline.core.format import parse
 from pipeline.core.measures import coverage, words
 from pipeline.decode import finished_title
 from pipeline.generate import Prompt, SamplingLoop
-from pipeline.serve.checks import MAX_SEED, Limits, check_request
+from pipeline.serve.checks import MAX_SEED, check_request
 
 if TYPE_CHECKING:
-    from pipeline.config import Config
     from pipeline.generate import GuidanceConfig, SamplingSettings
-
 
 
 @dataclass(frozen=True)
@@ -132,7 +131,7 @@ class TitleGenerator:
     """
 
     def __init__(self, checkpoint: Path, encoded: Path, sampling: SamplingSettings, length: int,
-                 guidance: GuidanceConfig | None = None, threads: int = 0, limits: Limits = Limits()):
+                 guidance: GuidanceConfig | None = None, threads: int = 0, limits: ServeConfig = ServeConfig()):
         self.limits = limits
         self.checkpoint = Path(checkpoint)
         self.encoded = Path(encoded)
@@ -150,8 +149,6 @@ class TitleGenerator:
         a command's name, to print its one line on TensorFlow's devices as the model loads.
         """
         if isinstance(config, (str, Path)):
-            from pipeline.config import load_config
-
             where, cfg = str(config), load_config(config, list(overrides))
         else:
             where, cfg = f"configs/{config.name}.yaml", config
@@ -161,7 +158,7 @@ class TitleGenerator:
                              f"train it with `make encode train CONFIG={where}`")
         load_tensorflow(announce or "titles", announce=announce is not None)
         return cls(paths.checkpoint, paths.encoded, cfg.generate.sampling, cfg.generate.length,
-                   cfg.guidance, threads=cfg.generate.threads, limits=Limits.of(cfg.serve))
+                   cfg.guidance, threads=cfg.generate.threads, limits=cfg.serve)
 
     @property
     def categories(self) -> dict[str, int]:

@@ -11,7 +11,7 @@ import sys
 
 from pipeline.config import load_config
 from pipeline.core.errors import ConfigError, InputError
-from pipeline.serve.checks import Limits, check_request
+from pipeline.serve.checks import check_request
 from pipeline.serve.generator import TitleGenerator, long_lived_tensorflow
 
 
@@ -32,7 +32,7 @@ def main(argv: list[str]) -> int:
     request = (args.category, args.keywords, args.n, args.seed, not args.no_guidance, args.temperature)
     try:
         cfg = load_config(args.config, args.overrides)
-        check_request(Limits.of(cfg.serve), *request)  # a bad value fails before the model loads
+        check_request(cfg.serve, *request)  # a bad value fails before the model loads
         gen = TitleGenerator.from_config(args.config, args.overrides, announce="titles")
         with gen:
             req = gen.request(*request)
