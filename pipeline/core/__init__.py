@@ -4,6 +4,7 @@ format (the training text format: markers, documents, clean_text), errors (the e
 see), io (atomic outputs, small JSON records), paths (every output file of a run), nlp (the spaCy
 model by a configurable name), measures (keyword coverage, words, novelty: what a title holds,
 one rule for decode, generate, report and serve), actor_pool (the Ray pool of encode and
-generate), device (TensorFlow loaded quietly, and the devices it uses), imports (the project's import
+generate), gpt2 (a model folder in gpt-2-simple's layout: its files, hparams, checkpoint writer),
+device (TensorFlow loaded quietly, and the devices it uses), imports (the project's import
 graph, for make and the layout tests).
 """

@@ -15,14 +15,11 @@ import shutil
 from pathlib import Path
 
 from pipeline.core.errors import InputError
+from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, write_checkpoint
 from pipeline.core.io import atomic_folder
 from pipeline.core.paths import UNTRAINED_MARKER
 from pipeline.hf.names import PREFIX, expected_names, hf_name, to_tf_array
 
-# What a converted folder holds (as a released model's), and the record of what it was made from.
-MODEL_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
-               "model.ckpt.index", "model.ckpt.meta", "vocab.bpe")
-SOURCE_FILE = "source.json"
 READ = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
 WINDOW = 1024  # gpt-2-simple's finetune samples 1024-token windows
 
@@ -100,30 +97,16 @@ def read_weights(folder: Path, n_layer: int) -> dict:
     return weights
 
 
-def write_checkpoint(out: Path, hparams: dict, weights: dict) -> None:
-    """gpt-2-simple's graph for `hparams`, every variable assigned its converted array, saved as `out/model.ckpt`."""
-    import tensorflow as tf
-    from gpt_2_simple.src import model as gpt_model
-
-    hp = gpt_model.default_hparams()
-    hp.override_from_dict(hparams)
-    graph = tf.Graph()
-    with graph.as_default():
-        tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-        gpt_model.model(hparams=hp, X=tokens)
-        variables = [v for v in tf.compat.v1.global_variables() if v.name.startswith("model/")]
-        saver = tf.compat.v1.train.Saver(var_list=variables, save_relative_paths=True)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            for var in variables:
-                tf_name = var.name.split(":")[0]
-                shape = tuple(var.shape.as_list())
-                array = to_tf_array(shape, weights[hf_name(tf_name)])
-                if array.shape != shape:
-                    raise InputError(f"{hf_name(tf_name)}: shape {array.shape} does not fit GPT-2's {shape} "
-                                     f"for the sizes in config.json")
-                value = tf.compat.v1.placeholder(tf.float32, shape)
-                sess.run(var.assign(value), feed_dict={value: array})
-            saver.save(sess, str(out / "model.ckpt"))
+def converted(weights: dict):
+    """values() for pipeline.core.gpt2.write_checkpoint: each TF variable's array from the transformers
+    `weights`; InputError when one does not fit the shape config.json's sizes give it."""
+    def value(tf_name: str, shape: tuple):
+        array = to_tf_array(shape, weights[hf_name(tf_name)])
+        if array.shape != shape:
+            raise InputError(f"{hf_name(tf_name)}: shape {array.shape} does not fit GPT-2's {shape} "
+                             f"for the sizes in config.json")
+        return array
+    return value
 
 
 def import_hf(folder: Path, models_dir: Path) -> Path:
@@ -146,7 +129,7 @@ def import_hf(folder: Path, models_dir: Path) -> Path:
         shutil.copyfile(folder / "vocab.json", tmp / "encoder.json")
         # gpt-2-simple skips the first line of vocab.bpe and drops the last one.
         (tmp / "vocab.bpe").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
-        write_checkpoint(tmp, hparams, weights)
+        write_checkpoint(tmp, 0, converted(weights))
         if (folder / UNTRAINED_MARKER).is_file():
             shutil.copyfile(folder / UNTRAINED_MARKER, tmp / UNTRAINED_MARKER)
         (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")

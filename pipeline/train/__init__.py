@@ -10,7 +10,8 @@ released (`python -m pipeline.train.released`: an UNTRAINED GPT-2 of a released 
 GPT-2's own vocabulary from gpt2_bpe/, in OpenAI's layout, for running every stage at that shape offline).
 """
 from pipeline.train.log import TRAINED_CATEGORIES
-from pipeline.train.model import ModelConfig, load_hparams, session_config
+from pipeline.core.gpt2 import load_hparams
+from pipeline.train.model import ModelConfig, session_config
 from pipeline.train.stage import TrainConfig, run, train
 
 __all__ = ["ModelConfig", "TRAINED_CATEGORIES", "TrainConfig", "load_hparams", "run", "session_config", "train"]

@@ -19,13 +19,9 @@ from typing import Literal
 
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import END_TOKEN
+from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, write_checkpoint
 
-RELEASED_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00000-of-00001",
-                  "model.ckpt.index", "model.ckpt.meta", "vocab.bpe")
 DOWNLOAD_HOST = "openaipublic.blob.core.windows.net"
-# Written beside a from-scratch model: what it was made from, so a changed config or
-# training text makes a new one instead of silently reusing the old vocabulary.
-SOURCE_FILE = "source.json"
 
 
 @dataclass(frozen=True)
@@ -101,7 +97,7 @@ def prepare_base_model(mcfg: ModelConfig, seed: int, encoded: Path, scratch_dir:
 
 
 def _missing(path: Path) -> list[str]:
-    return [f for f in RELEASED_FILES if not (path / f).is_file()]
+    return [f for f in MODEL_FILES if not (path / f).is_file()]
 
 
 def _reachable(host: str, timeout: float) -> bool:
@@ -194,7 +190,7 @@ def ensure_scratch(mcfg: ModelConfig, seed: int, encoded: Path, path: Path, voca
     hparams = {"n_vocab": n_vocab, "n_ctx": mcfg.n_ctx, "n_embd": mcfg.n_embd,
                "n_head": mcfg.n_head, "n_layer": mcfg.n_layer}
     (tmp / "hparams.json").write_text(json.dumps(hparams, indent=2) + "\n", encoding="utf-8")
-    write_initial_checkpoint(tmp, seed)
+    write_checkpoint(tmp, seed)
     (tmp / SOURCE_FILE).write_text(json.dumps(source, indent=2) + "\n", encoding="utf-8")
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)
@@ -229,28 +225,6 @@ def train_vocabulary(encoded: Path, out_dir: Path, mcfg: ModelConfig) -> int:
     return max(vocab.values()) + 1
 
 
-def write_initial_checkpoint(model_path: Path, seed: int) -> None:
-    """Randomly initialised weights for the hparams.json in `model_path`, saved as `model.ckpt`.
-
-    Uses gpt-2-simple's own model code (and so its variable names and initialisers); paths in
-    the `checkpoint` file are relative so the folder can be renamed.
-    """
-    import tensorflow as tf
-    from gpt_2_simple.src import model as gpt_model
-
-    hparams = load_hparams(model_path)
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(seed)
-        tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-        gpt_model.model(hparams=hparams, X=tokens)
-        variables = [v for v in tf.compat.v1.global_variables() if v.name.startswith("model/")]
-        saver = tf.compat.v1.train.Saver(var_list=variables, save_relative_paths=True)
-        with tf.compat.v1.Session(graph=graph) as sess:
-            sess.run(tf.compat.v1.variables_initializer(variables))
-            saver.save(sess, str(model_path / "model.ckpt"))
-
-
 def session_config(tf, threads: int = 0, bf16: bool = False, layout_optimizer: bool = True, xla: bool = False):
     """TensorFlow session options for this project's graphs: GPU memory taken as needed, `threads`
     intra/inter-op threads (0: TensorFlow's default), oneDNN bfloat16 mixed precision when `bf16`,
@@ -279,12 +253,3 @@ def xla_environment() -> None:
     flags = os.environ.get("TF_XLA_FLAGS", "")
     if "--tf_xla_cpu_global_jit" not in flags:
         os.environ["TF_XLA_FLAGS"] = (flags + " --tf_xla_cpu_global_jit").strip()
-
-
-def load_hparams(model_path: Path):
-    """gpt-2-simple's HParams from `model_path/hparams.json`."""
-    from gpt_2_simple.src import model as gpt_model
-
-    hparams = gpt_model.default_hparams()
-    hparams.override_from_dict(json.loads((model_path / "hparams.json").read_text(encoding="utf-8")))
-    return hparams

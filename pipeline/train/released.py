@@ -27,7 +27,7 @@ from pathlib import Path
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_folder
 from pipeline.core.paths import UNTRAINED_MARKER
-from pipeline.train.model import write_initial_checkpoint
+from pipeline.core.gpt2 import write_checkpoint
 
 # OpenAI's hparams.json of each released size (the larger two are not offered: too big to be useful here).
 SHAPES = {
@@ -91,7 +91,7 @@ def write_untrained(shape: str, out: Path, seed: int = 0) -> Path:
     with atomic_folder(out) as tmp:
         copy_bpe(tmp)
         (tmp / "hparams.json").write_text(json.dumps(SHAPES[shape], indent=2) + "\n", encoding="utf-8")
-        write_initial_checkpoint(tmp, seed)
+        write_checkpoint(tmp, seed)
         (tmp / UNTRAINED_MARKER).write_text(marker_text(shape, seed), encoding="utf-8")
     return out
 

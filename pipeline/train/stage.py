@@ -24,7 +24,8 @@ from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.train.log import LossCapture, dataset_tokens, read_counter
-from pipeline.train.model import BaseModel, ModelConfig, SOURCE_FILE, prepare_base_model, session_config, xla_environment
+from pipeline.core.gpt2 import SOURCE_FILE, load_hparams
+from pipeline.train.model import BaseModel, ModelConfig, prepare_base_model, session_config, xla_environment
 from pipeline.train.validation import install_best
 
 # gpt-2-simple's finetune samples windows of exactly this many tokens.
@@ -151,7 +152,6 @@ def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpo
                                                           xla=t.xla))
         stopped = None
         if val_tokens is not None:
-            from pipeline.train.model import load_hparams
             from pipeline.train.validation import Validator
 
             capture.validate = Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best,

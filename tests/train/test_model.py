@@ -7,7 +7,8 @@ import pytest
 from pipeline.config import load_config
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import END_TOKEN
-from pipeline.train.model import ModelConfig, RELEASED_FILES, ensure_released, ensure_scratch
+from pipeline.core.gpt2 import MODEL_FILES as RELEASED_FILES
+from pipeline.train.model import ModelConfig, ensure_released, ensure_scratch
 from tests.conftest import write_encoded
 
 TINY = ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=350)

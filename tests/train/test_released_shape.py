@@ -53,7 +53,7 @@ def test_gpt2_124m_shape_end_to_end(tmp_path, monkeypatch, capsys):
     from pipeline.config import load_config
     from pipeline.core.paths import UNTRAINED_MARKER
     from pipeline.stages import BY_NAME, run_stage
-    from pipeline.train.model import RELEASED_FILES
+    from pipeline.core.gpt2 import MODEL_FILES as RELEASED_FILES
     from pipeline.train.released import BPE_SHA256, SHAPES
 
     started = time.monotonic()

@@ -104,7 +104,7 @@ def test_the_scratch_vocabulary_is_trained_on_the_training_part_only(tmp_path, m
     assert seen == [train_part, None]
 
     # The vocabulary itself (the initial weights, which need TensorFlow, are left out here).
-    monkeypatch.setattr(pipeline.train.model, "write_initial_checkpoint", lambda path, seed: None)
+    monkeypatch.setattr(pipeline.train.model, "write_checkpoint", lambda path, seed: None)
     monkeypatch.setattr(pipeline.train.model, "_missing", lambda path: [])
     mcfg = ModelConfig(n_embd=32, n_layer=2, n_head=2, vocab_size=400)
     pipeline.train.model.ensure_scratch(mcfg, 1, encoded, tmp_path / "whole")
