@@ -15,8 +15,11 @@ installed, 90 s to install here), never in the project's install. Its code is be
    threads, in the order a b b a; each side timed from loading the model to the last sample.
    Finished titles/s at the config's shape; at the 124M shape (untrained: no sample ever ends) one
    prompt 64 times, batch 64, 64 new tokens, tokens/s.
-Prints the parity, finished titles/s of each side and the ratio with the load average. Training is
-not compared here (see docs/benchmarks.md).
+3. Train: tokens/s of batch-1 1024-token windows, our training step (bench.train's measure, the
+   step `train` runs) against a plain PyTorch AdamW loop on transformers' GPT-2 (bench/peer_side.py
+   train), fp32 against fp32 and bf16 against bf16 autocast, at the default shape and the 124M
+   shape, a b b a, each measure a fresh process on --threads threads (`--no-train` skips it).
+Prints the parity, finished titles/s of each side and the ratio with the load average.
 """
 from __future__ import annotations
 
@@ -40,20 +43,20 @@ TOLERANCE = 1e-4
 
 
 def our_logits(model_dir: Path, ids: list[int]) -> np.ndarray:
-    """Our TensorFlow model's fp32 logits for `ids` (gpt-2-simple's model function, as train and generate use it)."""
+    """Our TensorFlow model's fp32 logits for `ids` (pipeline.core.transformer, as train and generate use it)."""
     from pipeline.core.device import load_tensorflow
 
     tf = load_tensorflow("bench-peer", announce=False)
-    from gpt_2_simple.src import model as gpt_model
-
+    from pipeline.core.transformer import forward
     from pipeline.train import load_hparams
 
     graph = tf.Graph()
     with graph.as_default():
         tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-        logits = gpt_model.model(hparams=load_hparams(model_dir), X=tokens)["logits"]
+        logits = forward(load_hparams(model_dir), tokens)["logits"]
         with tf.compat.v1.Session(graph=graph) as sess:
-            tf.compat.v1.train.Saver().restore(sess, tf.train.latest_checkpoint(str(model_dir)))
+            tf.compat.v1.train.Saver(var_list=tf.compat.v1.trainable_variables()).restore(
+                sess, tf.train.latest_checkpoint(str(model_dir)))
             return sess.run(logits, {tokens: [ids]})[0]
 
 
@@ -115,17 +118,48 @@ def compare(name: str, hf_dir: Path, job: dict, ours, tmp: Path, unit: str) -> d
             "ratio": round(rate["ours"] / rate["transformers"], 2)}
 
 
+def compare_train(shape: str, precision: str, steps: int, threads: int) -> dict:
+    """Our training step against PyTorch's at `shape` in `precision`, a b b a; tokens/s and the ratio."""
+    from bench.train import SHAPES, run_one
+
+    runs: dict[str, list[dict]] = {"ours": [], "pytorch": []}
+    for side in ("ours", "pytorch", "pytorch", "ours"):
+        if side == "ours":
+            runs[side].append(run_one(shape, precision, steps, threads))
+        else:
+            done = subprocess.run([str(PEER), str(SIDE), "train", json.dumps(SHAPES[shape]), precision, str(steps),
+                                   str(threads)], check=True, capture_output=True, text=True)
+            runs[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+    rate = {s: sum(r["tokens_per_s"] for r in rs) / len(rs) for s, rs in runs.items()}
+    ratio = rate["ours"] / rate["pytorch"]
+    print(f"train, {shape} shape, {precision}: ours {rate['ours']:.1f} vs PyTorch {rate['pytorch']:.1f} tokens/s: "
+          f"{ratio:.2f}x (goal >= 1.0x); peak RSS ours {max(r['peak_rss_gib'] for r in runs['ours']):.2f} GiB, "
+          f"PyTorch {max(r['peak_rss_gib'] for r in runs['pytorch']):.2f} GiB; load average {os.getloadavg()[0]:.2f}")
+    return {"runs": runs, "ours": round(rate["ours"], 1), "pytorch": round(rate["pytorch"], 1),
+            "ratio": round(ratio, 2)}
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="configs/default.yaml")
     parser.add_argument("--samples", type=int, default=448)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--no-124m", action="store_true", help="skip the 124M-shape parity (2 GB of files)")
+    parser.add_argument("--no-train", action="store_true", help="skip the training comparison")
+    parser.add_argument("--train-only", action="store_true", help="only the training comparison")
+    parser.add_argument("--train-steps", type=int, default=3)
     parser.add_argument("overrides", nargs="*", help="section.key=value")
     args = parser.parse_args(argv)
     if not PEER.is_file():
         print("bench-peer: no .venv-peer (run `make bench-peer`, which builds it from bench/peer.lock)", file=sys.stderr)
         return 2
+    results = {}
+    if not args.no_train:
+        for shape in ("default",) + (() if args.no_124m else ("124M",)):
+            for precision in ("fp32", "bf16"):
+                results[f"train_{shape}_{precision}"] = compare_train(shape, precision, args.train_steps, args.threads)
+    if args.train_only:
+        return _write(results)
     cfg = load_config(args.config, args.overrides)
     if not cfg.paths.train_done.is_file():
         print(f"bench-peer: {args.config} is not trained (run `make encode train CONFIG={args.config}`)", file=sys.stderr)
@@ -133,7 +167,6 @@ def main(argv: list[str]) -> int:
     from pipeline.generate import load_prompts
     from pipeline.hf import export_hf
 
-    results = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         run_hf = tmp / "run-hf"
@@ -168,6 +201,11 @@ def main(argv: list[str]) -> int:
             print(f"generate, 124M shape (untrained), batch 64, 64 new tokens: ours {r['ours']:.1f} vs transformers "
                   f"{r['transformers']:.1f} tokens/s: {r['ratio']:.2f}x (goal >= 1.5x); "
                   f"load average {os.getloadavg()[0]:.2f}")
+    return _write(results)
+
+
+def _write(results: dict) -> int:
+    """bench/out/peer.json; the exit status (1 when a parity check failed)."""
     out = Path("bench/out/peer.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")

@@ -9,7 +9,8 @@
    the keywords the encoder extracts from them; generate guided and unguided (same seeds).
 4. Decode, and compare with the held-out titles: keywords present, valid, fluency (the model's
    log-prob per token), length, vocabulary, near-copies and repeats (pipeline.report.realism), overall
-   and per category -> eval.json and eval.md in the run folder.
+   and per category, and the copy test (pipeline.evaluate.copy_test) -> eval.json and eval.md in
+   the run folder.
 
 A stage is skipped when its output is newer than its inputs and its code (the modules make's rule
 for it lists, pipeline.stages.code_files) and its config slice is unchanged, so a second `make eval`
@@ -36,6 +37,7 @@ from pipeline.core.io import atomic_path
 from pipeline.encode import extract_keywords, straighten_quotes
 
 _FIELD_LIMIT = 2**31 - 1
+COPY_TEST_TITLES = 200  # held-out titles the copy test teacher-forces
 
 
 def is_test(title: str, fraction: float) -> bool:
@@ -173,7 +175,7 @@ def run_pipeline(cfg: Config, log=print) -> None:
 def evaluate(cfg: Config, log=print) -> dict:
     """The whole evaluation of `cfg` (see the module doc); returns eval.json's content."""
     from pipeline.core.nlp import load_spacy
-    from pipeline.evaluate.report import evaluation, write_evaluation
+    from pipeline.evaluate.report import checks, evaluation, write_evaluation
 
     ecfg = eval_config(cfg)
     paths = ecfg.paths
@@ -191,7 +193,12 @@ def evaluate(cfg: Config, log=print) -> dict:
         raise InputError(f"{paths.eval_test_csv}: no held-out title has {cfg.evaluate.keywords_per_prompt} keywords")
     _write_if_changed(paths.eval_prompts, yaml.safe_dump({"prompts": prompts}, sort_keys=False, allow_unicode=True))
     run_pipeline(ecfg, log)
+    from pipeline.evaluate.copy_test import copy_items, copy_test
+
     result = evaluation(paths, pairs, counts, len(prompts))
+    result["copy_test"] = copy_test(paths.checkpoint, copy_items(pairs, nlp, cfg.encode.keyword_length_max,
+                                                                 COPY_TEST_TITLES))
+    result["checks"] = checks(result)
     write_evaluation(result, paths.eval_json, paths.eval_md)
     return result
 

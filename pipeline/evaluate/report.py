@@ -19,6 +19,7 @@ from pipeline.report import Realism, Reference, realism_by_group, realism_markdo
 # The goals of guided titles (issue 13): against the unguided samples and the real titles.
 LENGTH_TOLERANCE = 0.15  # guided mean words within 15 % of the training titles' mean
 LOGPROB_GAP = 0.5  # guided log-prob/token at most this far below unguided
+MIN_COPY_GAP = 3.0  # nats per keyword a title's own prompt must add (a model that copies)
 MIN_ALL_PRESENT = 95.0
 MIN_VALID = 97.0
 _NAMES = {"true": "guided", "false": "unguided"}
@@ -68,13 +69,14 @@ def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split:
 
 def checks(result: dict) -> dict[str, dict]:
     """The goals, each {'value', 'goal', 'ok'}: guided length near the training titles', fluency near
-    unguided, keywords present, valid."""
+    unguided, keywords present, valid, and the copy test (pipeline.evaluate.copy_test)."""
     guided, unguided = result["passes"]["guided"], result["passes"]["unguided"]
     words = result["realism"]["overall"].get("true", {}).get("mean_words")
     train = result["training_mean_words"]
     gap = (None if guided["mean_logprob"] is None or unguided["mean_logprob"] is None
            else round(unguided["mean_logprob"] - guided["mean_logprob"], 4))
     ratio = round(words / train - 1, 4) if words and train else None
+    copy_gap = (result.get("copy_test") or {}).get("difference")
     return {
         "guided mean words vs training mean": {"value": ratio, "goal": f"within ±{LENGTH_TOLERANCE:.0%}",
                                                "ok": ratio is not None and abs(ratio) <= LENGTH_TOLERANCE},
@@ -85,6 +87,8 @@ def checks(result: dict) -> dict[str, dict]:
                                                "ok": (guided["all_keywords_present_pct"] or 0) >= MIN_ALL_PRESENT},
         "guided valid %": {"value": guided["valid_pct"], "goal": f">= {MIN_VALID:g}",
                            "ok": (guided["valid_pct"] or 0) >= MIN_VALID},
+        "copy test: own keywords likelier than another's, nats per keyword": {
+            "value": copy_gap, "goal": f">= {MIN_COPY_GAP:g}", "ok": copy_gap is not None and copy_gap >= MIN_COPY_GAP},
     }
 
 
@@ -113,7 +117,14 @@ def markdown(result: dict) -> str:
     lines += ["", "Keyword tokens: the tokens of the requested keywords in the finished samples (re-tokenised and "
               "scored by the model, pipeline/evaluate/token_scores.py); the last two columns split the log-prob/token "
               "between them and every other token, so a gap that is all in the keyword tokens means the "
-              "title around them reads as the model would write it.", "", "## Do they read like real titles?", ""]
+              "title around them reads as the model would write it."]
+    c = result.get("copy_test")
+    if c and c.get("difference") is not None:
+        lines += ["", f"Copy test ({c['titles']} held-out titles, {c['keywords']} keywords standing in them, "
+                  f"pipeline/evaluate/copy_test.py): their keywords' tokens cost {fmt(-c['own_nats_per_keyword'])} nats "
+                  f"per keyword after a prompt with their own keywords, {fmt(-c['other_nats_per_keyword'])} after "
+                  f"another title's: {fmt(c['difference'])} nats of copying."]
+    lines += ["", "## Do they read like real titles?", ""]
     lines += realism_markdown(result["realism"], "the held-out titles (of the same category, per category)")
     return "\n".join(lines)
 

@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Sequence
 
+import numpy as np
+
 from pipeline.core.format import BROKEN_MARKER, END_TOKEN, MARKER, SECTIONS
 
 
@@ -56,25 +58,39 @@ def keyword_spans(title: str, keywords: Iterable[str]) -> list[tuple[int, int]]:
 
 
 class TokenScorer:
-    """A trained model (gpt-2-simple checkpoint folder) loaded once for scoring texts token by token."""
+    """A trained model (gpt-2-simple checkpoint folder) loaded once for scoring texts token by token;
+    a model trained with the copy head is scored by its mixed distribution (pipeline.core.copy_head)."""
 
     def __init__(self, model_path: Path):
         import tensorflow as tf
         from gpt_2_simple.src import encoder
-        from gpt_2_simple.src import model as gpt_model
 
+        from pipeline.core.copy_head import Sections, head_dim, head_variables, token_logprob
+        from pipeline.core.transformer import Precision
         from pipeline.train import load_hparams, session_config
 
         self.enc = encoder.get_encoder(str(model_path))
         hp = load_hparams(model_path)
+        dim = head_dim(model_path)
+        self.sections = Sections(self.enc, hp.n_vocab) if dim else None
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-            logits = gpt_model.model(hparams=hp, X=self.tokens)["logits"][0, :-1, : hp.n_vocab]
-            self.logprob = tf.gather(tf.nn.log_softmax(logits), self.tokens[0, 1:], batch_dims=1)
-            saver = tf.compat.v1.train.Saver()
+            self.mask = tf.compat.v1.placeholder(tf.bool, [1, None, None]) if dim else None
+            self.alt = tf.compat.v1.placeholder(tf.int32, [1, None]) if dim else None
+            self.logprob = token_logprob(tf, hp, self.tokens, Precision(), head_dim=dim, mask=self.mask,
+                                         alt=self.alt)[0]
+            saver = tf.compat.v1.train.Saver(var_list=head_variables(tf))
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf))
             saver.restore(self.sess, tf.train.latest_checkpoint(str(model_path)))
+
+    def logprobs(self, ids: list[int]) -> np.ndarray:
+        """log p of each token of `ids` after the first, under the model."""
+        feed = {self.tokens: [ids]}
+        if self.mask is not None:
+            feed[self.mask] = self.sections.copy_mask(ids)[np.newaxis]
+            feed[self.alt] = self.sections.alternates(ids)[np.newaxis]
+        return self.sess.run(self.logprob, feed)
 
     def split(self, text: str, keywords: Sequence[str]) -> Split:
         """The log-probabilities of what follows the prompt in `text` (a generated record's text: the
@@ -85,7 +101,7 @@ class TokenScorer:
         prompt_ids, sample_ids = self.enc.encode(text[:start]), self.enc.encode(sample)
         if not sample_ids:
             return Split()
-        values = self.sess.run(self.logprob, {self.tokens: [prompt_ids + sample_ids]})[len(prompt_ids) - 1:]
+        values = self.logprobs(prompt_ids + sample_ids)[len(prompt_ids) - 1:]
         spans = keyword_spans(sample.split(BROKEN_MARKER)[0], keywords)
         out, pos = Split(), 0
         for i, value in enumerate(values):

@@ -159,6 +159,7 @@ class Sampler:
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
+        from pipeline.core.copy_head import Sections, head_dim, head_variables
         from pipeline.train import load_hparams, session_config
 
         self.model_path = Path(model_path)
@@ -171,17 +172,20 @@ class Sampler:
         self.opener, self.rest = marker_rest(self.enc, self.hparams.n_vocab)
         self.bytes = byte_tables(self.enc, self.hparams.n_vocab)
         self.hook = hook
+        # A model trained with the copy head samples from its mixed distribution (pipeline.core.copy_head).
+        self.head_dim = head_dim(self.model_path)
+        self.sections = Sections(self.enc, self.hparams.n_vocab) if self.head_dim else None
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._build(tf, settings)
-            saver = tf.compat.v1.train.Saver(var_list=[v for v in tf.compat.v1.global_variables()
-                                                       if v.name.startswith("model/")])
+            saver = tf.compat.v1.train.Saver(var_list=head_variables(tf))
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf, threads))
             saver.restore(self.sess, ckpt)
         self.graph.finalize()  # a later accidental op would rebuild per batch; fail loudly instead
 
     def _build(self, tf, settings: SamplingSettings) -> None:
-        from gpt_2_simple.src import model as gpt_model
+        from pipeline.core.copy_head import step_logits
+        from pipeline.core.transformer import forward
 
         hp = self.hparams
         self.context = tf.compat.v1.placeholder(tf.int32, [None, None], name="context")
@@ -193,8 +197,8 @@ class Sampler:
         special_end = self.enc.encoder.get(END_TOKEN, -1)
 
         def run_model(tokens, past=None):
-            out = gpt_model.model(hparams=hp, X=tokens, past=past, reuse=tf.compat.v1.AUTO_REUSE)
-            return out["logits"][:, -1, : hp.n_vocab], out["present"]
+            out = forward(hp, tokens, past=past)
+            return out["logits"][:, -1, : hp.n_vocab], out["present"], out["hidden"]
 
         opener, rest = tf.constant(self.opener), self.rest
         # Left padding, so the look-back below never runs off a short prompt: a token that neither
@@ -217,11 +221,17 @@ class Sampler:
             return tf.where(drop, tf.fill(tf.shape(logits), -1e10), logits)
 
         # The prompt minus its last token fills the cache; the loop feeds one token per step.
-        _, past0 = run_model(self.context[:, :-1])
+        _, past0, h_prompt = run_model(self.context[:, :-1])
         state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
+        if self.head_dim:  # the keyword tokens of the prompt minus its last token, fed per batch
+            self.keywords = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_keywords")
+            self.alternates = tf.compat.v1.placeholder(tf.int32, [None, None], name="prompt_alternates")
 
         def body(step, past, prev, tokens, done, logp, state):
-            logits, present = run_model(prev[:, tf.newaxis], past)
+            logits, present, hidden = run_model(prev[:, tf.newaxis], past)
+            if self.head_dim:
+                logits = step_logits(tf, hidden[:, -1], logits, h_prompt, self.context[:, :-1], self.alternates,
+                                     self.keywords, self.head_dim)
             # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
@@ -242,7 +252,7 @@ class Sampler:
         def cond(step, past, prev, tokens, done, logp, state):
             return tf.logical_and(step < self.max_new, tf.logical_not(tf.reduce_all(done)))
 
-        past_shape = tf.TensorShape(gpt_model.past_shape(hparams=hp, batch_size=None))
+        past_shape = tf.TensorShape([None, hp.n_layer, 2, hp.n_head, None, hp.n_embd // hp.n_head])
         state_shapes = tuple(self.hook.state_shapes()) if self.hook else ()
         steps, _, _, tokens, done, logp, _ = tf.while_loop(
             cond, body,
@@ -276,6 +286,9 @@ class Sampler:
             raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
+        if self.head_dim:
+            inputs[self.keywords] = np.stack([self.sections.prompt_keywords(p)[:-1] for p in prompts])
+            inputs[self.alternates] = np.stack([self.sections.alternates(p)[:-1] for p in prompts])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.core.copy_head import head_dim
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_folder
 from pipeline.core.format import END_TOKEN
@@ -76,10 +78,26 @@ def export_hf(model_dir: Path, out: Path, *, train_done: Path | None = None, enc
             (tmp / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         card = model_card(hparams, done, _read_json(encode_stats), _read_json(model_dir / TRAINED_CATEGORIES),
                           untrained, run)
+        if head_dim(model_dir):
+            # transformers' GPT-2 has no place for the head; the trunk alone is a complete language model.
+            print(f"export-hf: warning: {model_dir} was trained with the copy head (model.copy_head); the export "
+                  f"holds the transformer without it, which copies keywords less well", file=sys.stderr)
+            card += COPY_HEAD_NOTE
         (tmp / "README.md").write_text(card, encoding="utf-8")
         if untrained and (model_dir / UNTRAINED_MARKER).is_file():
             shutil.copyfile(model_dir / UNTRAINED_MARKER, tmp / UNTRAINED_MARKER)
     return out
+
+
+COPY_HEAD_NOTE = """
+## Without its copy head
+
+This run trained a copy head beside the transformer (a pointer from each title position to the
+prompt's keywords, in the pipeline that made it). GPT-2's architecture in `transformers` has no
+place for it, so these weights are the transformer alone: a complete language model that writes
+titles in the same format, but that copies the prompt's keywords less often than the pipeline's
+own sampler does with the head.
+"""
 
 
 def export_run(paths: RunPaths, generate: Any, run: str | None = None) -> Path:

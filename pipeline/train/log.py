@@ -1,14 +1,10 @@
-"""Helpers of the train stage: the tokenised dataset, the step counter and the loss log.
-
-gpt-2-simple reports progress only by printing; `LossCapture` reads those lines as they
-are printed, records every step's loss and shows one line in `print_every`.
+"""Helpers of the train stage: the tokenised dataset, the step counter and the loss log (`LossLog`:
+every step's loss in loss.csv, one line in `print_every` shown as finetune showed it).
 """
 from __future__ import annotations
 
 import csv
-import io
 import json
-import re
 import sys
 import time
 from pathlib import Path
@@ -18,11 +14,6 @@ from pipeline.core.errors import InputError
 from pipeline.core.format import parse
 from pipeline.core.io import atomic_path, write_json, write_text
 
-# finetune prints "[<step> | <seconds since the loop started>] loss=<x> avg=<y>".
-_LOSS_LINE = re.compile(r"^\[(\d+) \| ([\d.]+)\] loss=([\d.naif]+) avg=([\d.naif]+)\s*$")
-# finetune prints this advice (and tab-indented options) for any model but 124M; on TensorFlow 2
-# it recommends memory-saving gradients that gpt-2-simple itself refuses, so it is not shown.
-_ADVICE = "For larger models, the recommended finetune() parameters are:"
 # How many documents are checked against gpt-2-simple's own encoder before trusting the fast one.
 _CHECK_LINES = 300
 _LOG_HEADER = "step,seconds,loss,avg\n"
@@ -93,7 +84,7 @@ def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
     gpt-2-simple's pure-Python encoder is slow on large files; the Rust `tokenizers` BPE reads
     the same encoder.json / vocab.bpe and gives the same ids, which is checked on the first
     documents (falling back to gpt-2-simple's encoder if they ever differ). gpt-2-simple's
-    finetune loads `.npz` files as already-encoded token chunks. The training text's categories
+    the training loop reads the `.npz`. The training text's categories
     go to `TRAINED_CATEGORIES` (a sorted JSON list) beside `out_npz`.
     """
     import numpy as np
@@ -117,8 +108,8 @@ def dataset_tokens(model_path: Path, encoded: Path, out_npz: Path) -> int:
     return len(ids)
 
 
-class LossCapture(io.TextIOBase):
-    """A stdout stand-in that records finetune's loss lines in `log_path` (CSV) and thins them out.
+class LossLog:
+    """Every training step's loss in `log_path` (CSV), one line shown in `print_every` on `out`.
 
     start: steps already done before this session (the restored checkpoint's step); 0 starts a
     new log. On a resume the log is cut back to `start`: steps a killed session ran after its
@@ -138,10 +129,7 @@ class LossCapture(io.TextIOBase):
         header = _LOG_HEADER.replace("\n", ",val_loss\n") if validate is not None else _LOG_HEADER
         self.print_every = print_every
         self.log_path = log_path
-        self.steps = 0  # steps seen in this session
-        self.seconds = 0.0  # loop seconds of this session, as finetune measures them
-        self._buffer = ""
-        self._in_advice = False
+        self.steps = 0  # steps recorded in this session
         self._started = time.time()
         self.sessions_path = sessions_path
         self.sessions: list[dict] = []
@@ -165,28 +153,10 @@ class LossCapture(io.TextIOBase):
             write_json(self.sessions_path, self.sessions)
         return self.sessions
 
-    def write(self, text: str) -> int:
-        self._buffer += text
-        while "\n" in self._buffer:
-            line, self._buffer = self._buffer.split("\n", 1)
-            self._line(line)
-        return len(text)
-
-    def flush(self) -> None:
-        self.out.flush()
-
-    def _line(self, line: str) -> None:
-        if line == _ADVICE or (self._in_advice and (line.startswith("\t") or not line)):
-            self._in_advice = True
-            return
-        self._in_advice = False
-        m = _LOSS_LINE.match(line)
-        if m is None:
-            self.out.write(line + "\n")
-            return
-        step, seconds, loss, avg = int(m[1]), float(m[2]), float(m[3]), float(m[4])
+    def record(self, step: int, seconds: float, loss: float, avg: float) -> float | None:
+        """Log step `step` (`seconds` since this session's loop started; its loss and the running
+        average); returns the validation loss measured at it, or None."""
         self.steps += 1
-        self.seconds = seconds
         val = self.validate(step, avg) if self.validate is not None else None
         with self.log_path.open("a", encoding="utf-8") as fh:
             extra = "" if self.validate is None else f",{'' if val is None else val}"
@@ -198,13 +168,10 @@ class LossCapture(io.TextIOBase):
                                      wall_seconds=round(time.time() - self._started, 3))
             write_json(self.sessions_path, self.sessions)
         if step % self.print_every == 0 or val is not None:
-            self.out.write(line + ("" if val is None else f" val_loss={val}") + "\n")
+            self.out.write(f"[{step} | {seconds:.2f}] loss={loss:.2f} avg={avg:.2f}"
+                           + ("" if val is None else f" val_loss={val}") + "\n")
             self.out.flush()
-        reason = getattr(self.validate, "stop_reason", lambda: None)()
-        if reason:  # out through finetune's print call, which has no handler for it (pipeline.train.stage catches it)
-            from pipeline.train.validation import EarlyStop
-
-            raise EarlyStop(reason)
+        return val
 
     def last_row(self) -> dict | None:
         """The newest logged step as {'step', 'seconds', 'loss', 'avg'}, from this or an earlier session."""

@@ -31,7 +31,9 @@ class ModelConfig:
     kind: "released" (one of the OpenAI sizes, downloaded into models_dir) or "scratch"
     (a new GPT-2 with the hyper-parameters below and a byte-level BPE vocabulary of
     vocab_size entries trained on the run's encoded text) or "hf" (the transformers GPT-2 folder
-    hf_dir, converted once into models_dir by pipeline.hf).
+    hf_dir, converted once into models_dir by pipeline.hf). copy_head: the run trains, with the
+    model, a pointer from each title position to its keyword section's tokens; the sampler and the
+    scorers then use the mixed distribution (docs/quality.md, "The copy head").
     """
 
     kind: Literal["scratch", "released", "hf"] = "scratch"
@@ -46,6 +48,7 @@ class ModelConfig:
     vocab_size: int = 4000
     bpe_min_frequency: int = 2
     hf_dir: str | None = None
+    copy_head: bool = False  # train a copy head from titles to their keyword section (pipeline.core.copy_head)
 
     def __post_init__(self) -> None:
         if self.kind == "hf" and not self.hf_dir:

@@ -1,4 +1,4 @@
-"""Stage 2, train: fine-tune a base GPT-2 (released or from scratch) with gpt-2-simple.
+"""Stage 2, train: fine-tune a base GPT-2 (released or from scratch), checkpoints in gpt-2-simple's layout.
 
     python -m pipeline.train --config configs/default.yaml [train.steps=200 ...]
 
@@ -9,10 +9,8 @@ atomically; it records the resolved config, steps done, final loss and tokens/s.
 """
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-import random
 import shutil
 import sys
 from dataclasses import dataclass
@@ -23,15 +21,12 @@ from pipeline.core.device import load_tensorflow, require_gpu
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
-from pipeline.train.log import LossCapture, dataset_tokens, read_counter
+from pipeline.train.log import LossLog, dataset_tokens, read_counter
 from pipeline.core.gpt2 import SOURCE_FILE, load_hparams
-from pipeline.train.model import BaseModel, ModelConfig, prepare_base_model, session_config, xla_environment
+from pipeline.train.model import BaseModel, ModelConfig, prepare_base_model, xla_environment
 from pipeline.train.validation import install_best
 
-# gpt-2-simple's finetune samples windows of exactly this many tokens.
-WINDOW = 1024
-# gpt-2-simple treats save/sample intervals with a modulo; "never" is a step count no run reaches.
-NEVER = 1 << 62
+from pipeline.train.loop import WINDOW
 BASE_RECORD = "base.json"
 SESSIONS_FILE = "sessions.json"
 EARLY_STOP_FILE = "early_stop.json"
@@ -39,14 +34,17 @@ EARLY_STOP_FILE = "early_stop.json"
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """The `train:` section: gpt-2-simple's finetune options.
+    """The `train:` section: gpt-2-simple's finetune options, run by our own step (pipeline.train.loop).
 
     steps: total optimiser steps for the run (a resumed run trains only the missing ones).
     save_every / sample_every: in steps; 0 means never (the final save always happens).
     print_every: how often a loss line is shown (every step is still recorded).
-    precision: "fp32", or "bf16": TensorFlow's oneDNN automatic bfloat16 mixed precision (CPU only;
-    variables stay float32). On a GPU only fp32 is offered: TensorFlow's GPU mixed precision pass
-    casts to float16, which needs loss scaling that gpt-2-simple's optimizer does not do.
+    precision: "fp32", or "bf16": matrix products in bfloat16, norms, softmax, residual stream and
+    loss in float32, variables float32 (pipeline.core.transformer). bfloat16 has float32's range, so
+    it needs no loss scaling, on a CPU with AVX-512 BF16 or a GPU from Ampere on; float16 is not
+    offered (it would need loss scaling).
+    use_memory_saving_gradients: kept for finetune's configs and changes nothing: the step always
+    recomputes attention in its backward pass (pipeline.core.transformer), the saving that matters.
     xla: compile the training step with XLA (auto-clustering; on a CPU through TF_XLA_FLAGS).
     `make bench-train` measures both against fp32 (docs/stages.md, "On a GPU workstation").
     seed: None uses the top-level seed.
@@ -87,10 +85,6 @@ class TrainConfig:
             raise ConfigError(f"learning_rate: must be positive, got {self.learning_rate}")
         if self.sample_length >= WINDOW:
             raise ConfigError(f"sample_length: must be below {WINDOW}")
-        if self.use_memory_saving_gradients:
-            # gpt-2-simple 0.8.1 exits the process when asked for them on TensorFlow 2.
-            raise ConfigError("use_memory_saving_gradients: not available with gpt-2-simple 0.8.1 on "
-                              "TensorFlow 2; use only_train_transformer_layers or a smaller batch instead")
         if not 0.0 <= self.val_fraction < 1.0:
             raise ConfigError(f"val_fraction: must be at least 0 and below 1, got {self.val_fraction}")
         if self.val_every < 1 or self.patience < 0:
@@ -104,7 +98,7 @@ class TrainConfig:
             raise ConfigError(f"run_name: must be a plain folder name, got {self.run_name!r}")
 
 
-def _base_identity(base: BaseModel) -> dict:
+def _base_identity(base: BaseModel, copy_head: bool = False) -> dict:
     """What a checkpoint was trained from; a different base makes an old checkpoint useless.
 
     The folder's location is left out on purpose, so a moved or copied run folder still resumes.
@@ -113,13 +107,16 @@ def _base_identity(base: BaseModel) -> dict:
     identity = {"model": base.model_name, "source": json.loads(source.read_text()) if source.is_file() else None}
     if (base.path / UNTRAINED_MARKER).is_file():  # random weights: real ones put there later start afresh
         identity["untrained"] = True
+    if copy_head:  # a head switched on or off trains afresh: the checkpoint's variables differ
+        identity["copy_head"] = True
     return identity
 
 
-def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
-    """Remove a checkpoint that was trained from another base model (vocabulary or size changed)."""
+def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel, copy_head: bool = False) -> None:
+    """Remove a checkpoint that was trained from another base model (vocabulary or size changed) or
+    with the copy head switched the other way."""
     record = ckpt_path / BASE_RECORD
-    identity = _base_identity(base)
+    identity = _base_identity(base, copy_head)
     if ckpt_path.exists() and (not record.is_file() or json.loads(record.read_text()) != identity):
         print(f"train: {ckpt_path} was trained from another base model; starting it afresh", file=sys.stderr)
         shutil.rmtree(ckpt_path)
@@ -131,50 +128,24 @@ def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel) -> None:
         shutil.copyfile(base.path / UNTRAINED_MARKER, ckpt_path / UNTRAINED_MARKER)
 
 
-def _finetune(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
-              capture: LossCapture, val_tokens=None) -> str | None:
-    """Run gpt-2-simple's finetune for `steps` steps in a fresh graph and session; with `val_tokens`
+def _session(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
+             log: LossLog, val_tokens=None, copy_head: bool = False) -> str | None:
+    """Train `steps` more steps (pipeline.train.loop) on the tokens in `dataset`; with `val_tokens`
     measure a validation loss (pipeline.train.validation). Returns why it stopped early, or None."""
     import numpy as np
-    import tensorflow as tf
-    import gpt_2_simple as gpt2
 
-    done_before = read_counter(checkpoint_dir / t.run_name) if t.restore_from == "latest" else 0
-    # Offset by the steps already done so a resumed run does not replay the same windows.
-    random.seed(seed + done_before)
-    np.random.seed(seed + done_before)
-    model_dir = base.model_dir.resolve()
-    graph = tf.Graph()
-    with graph.as_default():
-        tf.compat.v1.set_random_seed(seed + done_before)
-        # Configured as gpt-2-simple's start_tf_sess does, plus threads and the bfloat16 option.
-        sess = tf.compat.v1.Session(config=session_config(tf, t.threads, t.precision == "bf16", layout_optimizer=False,
-                                                          xla=t.xla))
-        stopped = None
-        if val_tokens is not None:
-            from pipeline.train.validation import Validator
+    from pipeline.train.loop import Session, run_session
 
-            capture.validate = Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best,
-                                         t.patience, checkpoint_dir / t.run_name / "best")
-        from pipeline.train.validation import EarlyStop
+    factory = None
+    if val_tokens is not None:
+        from pipeline.train.validation import Validator
 
-        # finetune writes its samples/ folder into the working directory; keep it in the run.
-        with contextlib.chdir(checkpoint_dir), contextlib.redirect_stdout(capture):
-            try:
-                gpt2.finetune(
-                    sess, dataset=str(dataset), steps=steps, model_name=base.model_name,
-                    model_dir=str(model_dir), checkpoint_dir=str(checkpoint_dir), run_name=t.run_name,
-                    batch_size=t.batch_size, learning_rate=t.learning_rate,
-                    accumulate_gradients=t.accumulate_gradients, restore_from=t.restore_from,
-                    sample_every=t.sample_every or NEVER, sample_length=t.sample_length,
-                    save_every=t.save_every or NEVER, print_every=1, max_checkpoints=t.max_checkpoints,
-                    use_memory_saving_gradients=False, only_train_transformer_layers=t.only_train_transformer_layers,
-                    optimizer=t.optimizer, multi_gpu=t.multi_gpu, overwrite=False,
-                )
-            except EarlyStop as stop:  # raised by LossCapture's Validator line, from inside the loop
-                stopped = str(stop)
-        sess.close()
-    return stopped
+        def factory(sess, objective):
+            return Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best, t.patience,
+                             checkpoint_dir / t.run_name / "best", objective=objective)
+    with np.load(dataset) as data:
+        tokens = data[data.files[0]]
+    return run_session(t, Session(base.path, checkpoint_dir, tokens, steps, seed, copy_head), log, factory)
 
 
 def _split(t: TrainConfig, encoded: Path) -> tuple[str, str]:
@@ -211,7 +182,6 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     The base model is `m` (a from-scratch one is built in `scratch_dir`); seed: the run's
     (train.seed when set) for the scratch weights, the window sampling and TensorFlow.
     """
-    # Absolute paths: gpt-2-simple's finetune runs with the checkpoint folder as working directory.
     encoded, checkpoint_dir, done_path = encoded.resolve(), checkpoint_dir.resolve(), done_path.resolve()
     done_path.unlink(missing_ok=True)
     if not encoded.is_file():
@@ -220,7 +190,7 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     parts = _split(t, encoded) if t.val_fraction else None
     base = prepare_base_model(m, seed, encoded, scratch_dir.resolve(), parts[0] if parts else None)
     ckpt_path = checkpoint_dir / t.run_name
-    _drop_stale_checkpoint(ckpt_path, base)
+    _drop_stale_checkpoint(ckpt_path, base, m.copy_head)
     dataset = ckpt_path / "dataset.npz"
     val_tokens, source = None, encoded
     if parts:
@@ -234,13 +204,13 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     if t.restore_from == "fresh":
         stop_file.unlink(missing_ok=True)
     to_run = 0 if stop_file.is_file() else t.steps - done_before
-    capture = LossCapture(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before,
-                          sessions_path=ckpt_path / SESSIONS_FILE, keep_sessions=t.restore_from == "latest",
-                          validate=(lambda step, avg: None) if val_tokens is not None else None)
+    capture = LossLog(sys.stdout, t.print_every, ckpt_path / "loss.csv", start=done_before,
+                      sessions_path=ckpt_path / SESSIONS_FILE, keep_sessions=t.restore_from == "latest",
+                      validate=(lambda step, avg: None) if val_tokens is not None else None)
     if to_run > 0:
         print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
               f"from {base.path}", file=sys.stderr)
-        stopped = _finetune(t, seed, base, dataset, checkpoint_dir, to_run, capture, val_tokens)
+        stopped = _session(t, seed, base, dataset, checkpoint_dir, to_run, capture, val_tokens, m.copy_head)
         if stopped:
             print(f"train: stopped early at step {capture.last_row()['step']}: {stopped}", file=sys.stderr)
             write_json(stop_file, {"step": capture.last_row()["step"], "reason": stopped})

@@ -1,11 +1,10 @@
 """Validation in training: held-out documents, a validation loss every `val_every` steps, the best
 checkpoint kept and early stopping (the `train:` keys val_fraction, val_every, keep_best, patience).
 
-gpt-2-simple 0.8.1's finetune has no validation set, so the train stage holds documents out of
-the training text itself and measures them from inside finetune's loop: finetune prints one
-line per step, `LossCapture` (pipeline.train.log) reads it and calls a `Validator`, which runs
-the model's loss on the held-out tokens in finetune's own session (a second, weight-sharing
-copy of the model graph, built once).
+The train stage holds documents out of the training text itself; after every step the loop's
+`LossLog` (pipeline.train.log) calls a `Validator`, which runs the model's loss on the held-out
+tokens in the training session (a second, weight-sharing copy of the model graph, built once, in
+the run's precision), and the loop stops when the validator says so.
 
 Documents are held out by a salted hash of their title, so the augmented copies of one title
 (same title, other keyword subsets) never straddle training and validation, and the choice is
@@ -24,10 +23,6 @@ from pipeline.core.format import parse
 
 WINDOW = 1024
 MAX_WINDOWS = 16  # validation windows of WINDOW tokens measured each time (the first ones)
-
-
-class EarlyStop(Exception):
-    """Raised from inside finetune's loop when validation loss stopped improving."""
 
 
 def held_out(title: str, fraction: float) -> bool:
@@ -49,13 +44,14 @@ def split_documents(text: str, fraction: float) -> tuple[str, str]:
 
 class Validator:
     """Measures the model's mean loss on `val_tokens` (the first MAX_WINDOWS windows) every `every`
-    steps, in finetune's session `sess` / graph; keeps the best weights in `best_dir` when
+    steps, in the training session `sess` / graph, scored by the `objective` that function builds
+    (pipeline.train.loop.Objective: the run's precision, and its copy head); keeps the best weights in `best_dir` when
     `keep_best`; `stop_reason` says when `patience` measures went without improvement (0: never);
     warns when validation loss rises while training loss falls."""
 
     def __init__(self, sess, hparams, val_tokens: np.ndarray, every: int, keep_best: bool, patience: int,
-                 best_dir: Path):
-        self.sess, self.hparams, self.every = sess, hparams, every
+                 best_dir: Path, objective=None):
+        self.sess, self.hparams, self.every, self.objective = sess, hparams, every, objective
         self.keep_best, self.patience, self.best_dir = keep_best, patience, best_dir
         n = max(1, min(MAX_WINDOWS, (len(val_tokens) - 1) // WINDOW))
         width = min(WINDOW, len(val_tokens))
@@ -68,23 +64,20 @@ class Validator:
 
     def _build(self) -> None:
         import tensorflow as tf
-        from gpt_2_simple.src import model
+
+        from pipeline.core.copy_head import head_variables
 
         with self.sess.graph.as_default():
-            x = tf.compat.v1.placeholder(tf.int32, [1, None], name="validation_context")
-            logits = model.model(hparams=self.hparams, X=x, reuse=True)["logits"]
-            loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=x[:, 1:],
-                                                                                logits=logits[:, :-1]))
-            saver = tf.compat.v1.train.Saver(var_list=[v for v in tf.compat.v1.trainable_variables()
-                                                       if v.name.startswith("model/")], max_to_keep=1)
-        self._graph = (x, loss, saver)
+            objective = self.objective()
+            saver = tf.compat.v1.train.Saver(var_list=head_variables(tf), max_to_keep=1)
+        self._graph = (objective, saver)
 
     def loss(self) -> float:
         """Mean loss over the validation windows."""
         if self._graph is None:
             self._build()
-        x, loss, _ = self._graph
-        return float(np.mean([self.sess.run(loss, {x: w[np.newaxis, :]}) for w in self.windows]))
+        objective, _ = self._graph
+        return float(np.mean([self.sess.run(objective.loss, objective.feed(w[np.newaxis, :])) for w in self.windows]))
 
     def __call__(self, step: int, train_avg: float) -> float | None:
         """The validation loss at `step` (None when this is not a validation step)."""
@@ -101,7 +94,7 @@ class Validator:
             if self.keep_best:
                 shutil.rmtree(self.best_dir, ignore_errors=True)
                 self.best_dir.mkdir(parents=True)
-                self._graph[2].save(self.sess, str(self.best_dir / "model"), global_step=step, write_meta_graph=False)
+                self._graph[1].save(self.sess, str(self.best_dir / "model"), global_step=step, write_meta_graph=False)
         else:
             self.since_best += 1
         return value

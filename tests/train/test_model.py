@@ -39,7 +39,6 @@ def test_released_model_present_is_used_without_download(tmp_path):
 
 @pytest.mark.parametrize("override, key", [("model.n_ctx=512", "model.n_ctx"), ("model.n_head=3", "model.n_embd"),
                                            ("model.vocab_size=100", "model.vocab_size"),
-                                           ("train.use_memory_saving_gradients=true", "train.use_memory_saving_gradients"),
                                            ("generate.top_p=1.5", "generate.top_p"),
                                            ("generate.temperature=0", "generate.temperature"),
                                            ("generate.categories=[aww]", "generate.prompts_file")])

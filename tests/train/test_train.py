@@ -12,7 +12,7 @@ import pytest
 
 from pipeline.core.errors import InputError
 from pipeline.core.format import build_prefix
-from pipeline.train.log import LossCapture, newest_checkpoint, read_counter
+from pipeline.train.log import LossLog, newest_checkpoint, read_counter
 from tests.conftest import TINY_STEPS as STEPS, checkpoint, train_run
 
 
@@ -52,41 +52,41 @@ def test_an_unreadable_counter_without_a_checkpoint_stops_the_run(tmp_path):
         read_counter(tmp_path)
 
 
-def loss_line(step, seconds):
-    return f"[{step} | {seconds:.2f}] loss=1.{step:02d} avg=1.00\n"
+def log_step(log, step, seconds):
+    log.record(step, round(seconds, 2), 1 + step / 100, 1.0)
 
 
 def test_a_resume_cuts_the_loss_log_back_and_keeps_every_session(tmp_path):
     log, sessions = tmp_path / "loss.csv", tmp_path / "sessions.json"
-    first = LossCapture(io.StringIO(), 100, log, start=0, sessions_path=sessions)
+    first = LossLog(io.StringIO(), 100, log, start=0, sessions_path=sessions)
     for step in range(1, 25):  # killed at step 24; the last checkpoint is at 20
-        first.write(loss_line(step, step / 10))
+        log_step(first, step, step / 10)
     assert json.loads(sessions.read_text()) == [
         {"steps": 24, "loop_seconds": 2.4, "wall_seconds": json.loads(sessions.read_text())[0]["wall_seconds"],
          "start_step": 0}]
-    second = LossCapture(io.StringIO(), 100, log, start=20, sessions_path=sessions)
+    second = LossLog(io.StringIO(), 100, log, start=20, sessions_path=sessions)
     assert [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]] == list(range(1, 21))
     for step in range(21, 31):
-        second.write(loss_line(step, (step - 20) / 10))
+        log_step(second, step, (step - 20) / 10)
     record = second.end_session()
     assert [int(r.split(",")[0]) for r in log.read_text().splitlines()[1:]] == list(range(1, 31))
     assert [(s["steps"], s["start_step"]) for s in record] == [(24, 0), (10, 20)]
     assert json.loads(sessions.read_text()) == record
     assert second.last_row()["step"] == 30
     # restore_from=fresh starts the sessions afresh.
-    assert LossCapture(io.StringIO(), 100, log, start=0, sessions_path=sessions, keep_sessions=False).sessions == []
+    assert LossLog(io.StringIO(), 100, log, start=0, sessions_path=sessions, keep_sessions=False).sessions == []
 
 
 def test_a_kill_between_the_log_row_and_the_sessions_write_is_made_good_on_resume(tmp_path):
     log, sessions = tmp_path / "loss.csv", tmp_path / "sessions.json"
-    first = LossCapture(io.StringIO(), 100, log, start=0, sessions_path=sessions)
+    first = LossLog(io.StringIO(), 100, log, start=0, sessions_path=sessions)
     for step in range(1, 24):
-        first.write(loss_line(step, step / 10))
+        log_step(first, step, step / 10)
     # Killed after step 23's log row, before its sessions write: the file says 22 steps.
     short = json.loads(sessions.read_text())
     short[0]["steps"] = 22
     sessions.write_text(json.dumps(short))
-    second = LossCapture(io.StringIO(), 100, log, start=20, sessions_path=sessions)
+    second = LossLog(io.StringIO(), 100, log, start=20, sessions_path=sessions)
     assert second.sessions[0]["steps"] == 23
 
 
@@ -136,3 +136,28 @@ def test_checkpoint_works_with_gpt2_simple_generate(trained):
                               prefix=prefix, length=40, nsamples=2, batch_size=2, return_as_list=True, seed=1)
         sess.close()
     assert all(t.startswith(prefix) for t in texts)
+
+
+def test_finetune_options_accumulation_transformer_layers_only_and_samples(trained, tmp_path, capsys):
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+
+    cfg, _ = trained
+    copy = dataclasses.replace(cfg, data_dir=str(tmp_path), train=dataclasses.replace(
+        cfg.train, steps=STEPS + 4, accumulate_gradients=2, only_train_transformer_layers=True, sample_every=2,
+        sample_length=12, save_every=0))
+    shutil.copytree(cfg.paths.run_dir, copy.paths.run_dir)
+    before = {name: tf.train.load_variable(str(checkpoint(cfg)), name) for name in ("model/wte", "model/h0/mlp/c_fc/w")}
+    record = train_run(copy)
+    after = {name: tf.train.load_variable(str(checkpoint(copy)), name) for name in before}
+    assert record["steps"] == STEPS + 4 and record["tokens_per_step"] == 2 * 1024
+    # Only the blocks were trained: the embeddings are as they were, a block's weights moved.
+    assert np.array_equal(after["model/wte"], before["model/wte"])
+    assert not np.array_equal(after["model/h0/mlp/c_fc/w"], before["model/h0/mlp/c_fc/w"])
+    samples = sorted(p.name for p in (copy.paths.checkpoint_dir / "samples" / copy.train.run_name).iterdir())
+    assert samples == [f"samples-{STEPS + 2}", f"samples-{STEPS + 4}"]
+    assert f"======== SAMPLE at step {STEPS + 2} ========" in capsys.readouterr().out
+    # The checkpoint folder is a model folder, as finetune left it (generate reads its vocabulary there).
+    assert all((checkpoint(copy) / f).is_file() for f in ("hparams.json", "encoder.json", "vocab.bpe", "counter"))

@@ -1,0 +1,87 @@
+"""The copy head (pipeline.core.copy_head): where tokens sit in the format, and one mixture for
+training, scoring and sampling."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pipeline.core.device import load_tensorflow
+
+tf = load_tensorflow("tests", announce=False)
+tf.compat.v1.disable_eager_execution()
+
+from gpt_2_simple.src import encoder  # noqa: E402
+
+from pipeline.core import copy_head  # noqa: E402
+
+GPT2_BPE = Path(__file__).parents[2] / "pipeline" / "train" / "gpt2_bpe"
+DOC = "<|startoftext|>~`gardening~^harvest tomato~@My first tomato harvest!<|endoftext|>\n"
+
+
+@pytest.fixture(scope="module")
+def sections():
+    enc = encoder.get_encoder(str(GPT2_BPE))
+    return enc, copy_head.Sections(enc, 50257)
+
+
+def texts(enc, ids, positions):
+    return "".join(enc.decode([ids[i]]) for i in positions)
+
+
+def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(sections):
+    enc, s = sections
+    ids = enc.encode("ase~@Cut off at the start<|endoftext|>\n" + DOC + DOC[:-30])
+    docs = s.documents(ids)
+    cut = DOC[:-30].split("~@")[1]  # the last document is cut short inside its title
+    # Copying positions: from the token ending the title marker (GPT-2 spells '~@' as '~' '@') to the one
+    # before the end marker's last token ('>').
+    assert [(texts(enc, ids, k), texts(enc, ids, t)) for k, t in docs] == [
+        ("harvest tomato", "@My first tomato harvest!<|endoftext|"), ("harvest tomato", "@" + cut)]
+    mask = s.copy_mask(ids)
+    keywords, positions = docs[0]
+    assert all(set(np.flatnonzero(mask[t])) == set(keywords) for t in positions)
+    assert mask.sum() == sum(len(k) * len(t[t < len(ids) - 1]) for k, t in docs)
+
+
+def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
+    enc, s = sections
+    ids = enc.encode("<|startoftext|>~`gardening~^harvest tomato~@")
+    keywords = s.prompt_keywords(ids)
+    alt = s.alternates(ids)
+    first = int(np.flatnonzero(keywords)[0])
+    assert enc.decode([alt[first]]) == " harvest"
+    assert texts(enc, ids, np.flatnonzero(keywords)) == "harvest tomato"
+
+
+def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
+    rng = np.random.default_rng(0)
+    n, vocab, prompt = 8, 30, 5
+    tokens = rng.integers(0, vocab, size=(1, prompt + 3)).astype(np.int32)
+    alt = rng.integers(0, vocab, size=(1, prompt + 3)).astype(np.int32)
+    hidden = rng.normal(size=(1, prompt + 3, n)).astype(np.float32)
+    logits = rng.normal(size=(1, prompt + 2, vocab)).astype(np.float32)
+    keywords = np.zeros((1, prompt), bool)
+    keywords[0, 2:4] = True
+    mask = np.zeros((1, prompt + 2, prompt + 3), bool)
+    mask[0, prompt - 1:, :prompt] = keywords[0]  # the positions after the prompt copy its keywords
+
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(1)
+        train = copy_head.target_logprob(tf, tf.constant(hidden), tf.constant(logits), tf.constant(tokens),
+                                         tf.constant(mask), tf.constant(alt), 4)
+        steps = [copy_head.step_logits(tf, tf.constant(hidden[:, t]), tf.constant(logits[:, t]),
+                                       tf.constant(hidden[:, :prompt]), tf.constant(tokens[:, :prompt]),
+                                       tf.constant(alt[:, :prompt]), tf.constant(keywords), 4)
+                 for t in range(prompt + 2)]
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(tf.compat.v1.global_variables()[-1].assign([1.0]))  # open the gate: bg = 1
+            train, steps = sess.run([train, steps])
+    for t, step in enumerate(steps):
+        assert np.exp(step[0]).sum() == pytest.approx(1.0, abs=1e-5)
+        if t >= prompt - 1:  # a copying position: the two formulas agree on the target
+            assert train[0, t] == pytest.approx(step[0, tokens[0, t + 1]], abs=1e-5)
+    # Where nothing may be copied the loss is the language model's alone.
+    lm = logits[0, 0] - np.log(np.exp(logits[0, 0]).sum())
+    assert train[0, 0] == pytest.approx(lm[tokens[0, 1]], abs=1e-5)

@@ -1,0 +1,76 @@
+"""The copy head end to end on the tiny model: trained with the trunk, resumed with it, sampled and
+scored with the same mixture, and left out of the transformers export with a warning."""
+import dataclasses
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.core.copy_head import HEAD_FILE
+from pipeline.core.format import END_TOKEN, build_prefix
+from tests.conftest import checkpoint, train_run
+
+
+@pytest.fixture(scope="module")
+def headed(trained, tmp_path_factory):
+    cfg, _ = trained
+    root = tmp_path_factory.mktemp("headed")
+    copy = dataclasses.replace(cfg, data_dir=str(root), model=dataclasses.replace(cfg.model, copy_head=True),
+                               train=dataclasses.replace(cfg.train, steps=40))
+    copy.paths.run_dir.mkdir(parents=True)
+    shutil.copyfile(cfg.paths.encoded, copy.paths.encoded)
+    return copy, train_run(copy)
+
+
+def test_the_head_trains_beside_an_unchanged_trunk_and_resumes_with_it(headed):
+    import tensorflow as tf
+
+    cfg, record = headed
+    assert record["steps"] == 40 and json.loads((checkpoint(cfg) / HEAD_FILE).read_text())["dim"] > 0
+    names = {n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(checkpoint(cfg))))}
+    assert {"copy/wq", "copy/wk", "copy/wg", "copy/bg", "model/wte", "model/h0/attn/c_attn/w"} <= names
+    gate_bias = tf.train.load_variable(str(checkpoint(cfg)), "copy/bg")
+    assert gate_bias[0] != -2.0  # trained away from its initial value
+    more = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=45))
+    assert train_run(more)["sessions"][-1]["start_step"] == 40  # resumed, head included
+
+
+def test_sampling_and_scoring_use_the_same_mixture(headed):
+    from pipeline.evaluate.token_scores import TokenScorer
+    from pipeline.generate.sampler import Sampler, SamplingSettings
+
+    cfg, _ = headed
+    prompt = build_prefix("aww", ["dog", "sleeps"])
+    scorer = TokenScorer(checkpoint(cfg))
+    try:
+        with Sampler(checkpoint(cfg), SamplingSettings(temperature=1.0, top_p=0.0)) as sampler:
+            assert sampler.head_dim
+            ids = sampler.encode(prompt)
+            out = sampler.sample([ids] * 8, length=30, seed=3)
+            checked = 0
+            for row, logprob in zip(out.tokens, out.logprob):
+                text = sampler.decode(row)
+                end = text.find(END_TOKEN, len(prompt))
+                again = scorer.enc.encode(text[len(prompt):end + len(END_TOKEN)])
+                if end < 0 or again != [int(t) for t in row[len(ids):len(ids) + len(again)]]:
+                    continue
+                split = scorer.split(text, [])
+                assert split.other_sum / split.other_tokens == pytest.approx(float(logprob), abs=1e-3)
+                checked += 1
+            assert checked
+    finally:
+        scorer.close()
+
+
+def test_the_export_holds_the_transformer_alone_and_says_so(headed, tmp_path, capsys):
+    from pipeline.hf import export_hf
+
+    cfg, _ = headed
+    out = export_hf(checkpoint(cfg), tmp_path / "hf")
+    assert "copy head" in capsys.readouterr().err
+    assert "Without its copy head" in (out / "README.md").read_text()
+    from safetensors.numpy import load_file
+
+    assert not [k for k in load_file(str(out / "model.safetensors")) if "copy" in k]
+    assert np.isfinite(load_file(str(out / "model.safetensors"))["transformer.wte.weight"]).all()
