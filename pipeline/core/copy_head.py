@@ -11,13 +11,16 @@ a space (the first keyword, right after its marker: '~^harvest', tokenised 'h' '
 first token of " " + that word as a title spells it (' harvest'); elsewhere the token of " " + its
 text, where the vocabulary has one. Each (j, id) pair has its own key. Everywhere else
 (category, keyword section, end marker, a title whose keyword section is outside the window)
-the gate is 0 and the loss is the language model's alone. The head's variables live under
+the gate is 0 and the loss is the language model's alone. A candidate whose id the title holds
+already cannot be copied again (coverage: without it the head repeats a keyword, or a piece of one,
+over and over); the language model may still repeat it. The head's variables live under
 `copy/`, so the trunk's names are gpt-2-simple's and a checkpoint without the head still loads.
 
     sections = Sections(enc, n_vocab)         # the vocabulary's bytes and spaced twins
-    mask = sections.copy_mask(ids)            # [T-1, T]: position t may copy token j
-    alt = sections.alternates(ids)            # [T]: the second id each token offers
-    logp = target_logprob(tf, hidden, logits, tokens, mask, alt, dim)   # in a tf.compat.v1 graph
+    mask, alt, written = sections.features(ids)  # [T-1, T]: position t may copy token j; [T]: the second
+                                              # id each token offers; [T-1, 2, T]: closed (already in the title)
+    head = HeadInputs(tf, sections, DIM)      # placeholders for them in a tf.compat.v1 graph
+    logp = token_logprob(tf, hparams, tokens, precision, head=head)   # feed head.feed(batch)
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ DIM = 64  # width of the head's query and keys
 _KEYWORDS = (MARKER + SECTIONS["keywords"]).encode()
 _TITLE = (MARKER + SECTIONS["title"]).encode()
 _END = END_TOKEN.encode()
+_WORDLIKE = re.compile(rb"[0-9A-Za-z\x80-\xff]")
 _DOC = re.compile(re.escape(_KEYWORDS) + b"(.*?)" + re.escape(_TITLE) + b"(.*?)(?=" + re.escape(_END)
                   + b"|" + re.escape(_KEYWORDS) + b"|$)", re.S)
 
@@ -55,6 +59,9 @@ class Sections:
         for idx, text in enc.decoder.items():
             self.bytes[idx] = bytes(enc.byte_decoder[c] for c in text)
         self.lengths = np.array([len(b) for b in self.bytes], dtype=np.int64)
+        # Only tokens with a letter or digit are copied: the '-' that joins a keyword's words is a space
+        # in a title, and a copied '-' glues words together.
+        self.wordlike = np.array([bool(_WORDLIKE.search(b)) for b in self.bytes])
         # The token of " " + a token's text, where the vocabulary has one; else the token itself.
         self.twins = np.arange(size, dtype=np.int32)
         for idx, text in enc.decoder.items():
@@ -65,7 +72,7 @@ class Sections:
     def documents(self, ids) -> list[tuple[np.ndarray, np.ndarray]]:
         """For each document of `ids` whose keyword section and title marker are inside: (positions of
         its keyword tokens, the positions that may copy them). A keyword token lies wholly inside the
-        keyword section. The copying positions are the ones a sampler writes the title from: from the
+        keyword section and holds a letter or digit. The copying positions are the ones a sampler writes the title from: from the
         token that ends the title marker up to the one before the end marker's last token (or the
         window's end), so whether a position copies never depends on the token it predicts."""
         ids = np.asarray(ids)
@@ -75,7 +82,7 @@ class Sections:
         docs = []
         for m in _DOC.finditer(text):
             (k0, k1), (t0, t1) = m.span(1), m.span(2)
-            keywords = np.flatnonzero((starts >= k0) & (ends <= k1))
+            keywords = np.flatnonzero((starts >= k0) & (ends <= k1) & self.wordlike[ids])
             first = int(np.searchsorted(ends, t0))  # the token holding the marker's last byte
             ended = text.startswith(_END, t1)
             last = int(np.searchsorted(ends, t1 + len(_END))) if ended else len(ids)
@@ -83,18 +90,31 @@ class Sections:
                 docs.append((keywords, np.arange(first, last)))
         return docs
 
-    def copy_mask(self, ids) -> np.ndarray:
-        """[T-1, T] bool: each copying position (it predicts the next token) and the keyword tokens of
-        its document it may copy."""
+    def features(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The head's inputs for one window `ids` [T]: (copy_mask [T-1, T], alternates [T], written
+        [T-1, 2, T]: at a copying position, whether keyword token j's id (0) or its alternate (1) is
+        among the title's tokens so far, the position's own included)."""
+        ids = np.asarray(ids)
+        alt, closed = self.alternates(ids)
         mask = np.zeros((len(ids) - 1, len(ids)), dtype=bool)
+        written = np.zeros((len(ids) - 1, 2, len(ids)), dtype=bool)
         for keywords, positions in self.documents(ids):
-            mask[np.ix_(positions[positions < len(ids) - 1], keywords)] = True
-        return mask
+            candidates = np.stack([ids[keywords], alt[keywords]])  # [2, k]
+            seen: set[int] = set()
+            for t in positions[positions < len(ids) - 1]:
+                if t != positions[0]:  # the first position holds the title marker, not a title token
+                    seen.add(int(ids[t]))
+                mask[t, keywords] = True
+                written[t][:, keywords] = np.isin(candidates, list(seen)) | closed[:, keywords]
+        return mask, alt, written
 
-    def alternates(self, ids) -> np.ndarray:
-        """[T] int32: the second id each token offers the copy head (see the module doc)."""
+    def alternates(self, ids) -> tuple[np.ndarray, np.ndarray]:
+        """The second id each token offers the copy head [T] int32 (see the module doc), and which
+        candidates are closed from the start [2, T] bool: a keyword word's first token written without
+        a space offers only its alternate (as written, it would glue the word to the one before)."""
         ids = np.asarray(ids)
         out = self.twins[ids].astype(np.int32)
+        closed = np.zeros((2, len(ids)), dtype=bool)
         for keywords, _ in self.documents(ids):
             for n, j in enumerate(keywords):
                 if self.bytes[ids[j]][:1] == b" " or (n and keywords[n - 1] == j - 1 and
@@ -109,7 +129,8 @@ class Sections:
                 first = self.enc.encode(" " + word.decode("utf-8", "replace"))[:1]
                 if first and first[0] < len(self.twins):
                     out[j] = first[0]
-        return out
+                    closed[0, j] = True
+        return out, closed
 
     def prompt_keywords(self, ids) -> np.ndarray:
         """[T] bool: the keyword tokens of a prompt that ends where its title begins."""
@@ -123,52 +144,70 @@ def _variables(tf, n_embd: int, dim: int):
     with tf.compat.v1.variable_scope("copy", reuse=tf.compat.v1.AUTO_REUSE):
         init = tf.compat.v1.random_normal_initializer(stddev=0.02)
         wq = tf.compat.v1.get_variable("wq", [n_embd, dim], initializer=init)
-        wk = tf.compat.v1.get_variable("wk", [2, n_embd, dim], initializer=init)  # as written, spaced twin
+        wk = tf.compat.v1.get_variable("wk", [2, n_embd, dim], initializer=init)  # as written, alternate
         wg = tf.compat.v1.get_variable("wg", [n_embd, 1], initializer=init)
         # Starts mostly closed: the head begins as a small change to the language model.
         bg = tf.compat.v1.get_variable("bg", [1], initializer=tf.compat.v1.constant_initializer(-2.0))
     return wq, wk, wg, bg
 
 
-def _pointer(tf, h_query, h_keys, allowed, dim: int):
-    """Gate [B, Q] and attention [B, Q, 2, K] of queries h_query [B, Q, n] over keys h_keys [B, K, n]
-    where `allowed` [B, Q, K] (float32 in, float32 out; rows with nothing allowed get gate 0)."""
+def _pointer(tf, h_query, h_keys, allowed, written, dim: int):
+    """Gate [B, Q], attention [B, Q, 2, K] of queries h_query [B, Q, n] over keys h_keys [B, K, n], and
+    whether a row may copy at all [B, Q]: candidates where `allowed` [B, Q, K] and not `written`
+    [B, Q, 2, K] (the candidate's id is in the title already). Rows with nothing to copy get gate 0."""
     n_embd = h_query.shape[-1]
     wq, wk, wg, bg = _variables(tf, n_embd, dim)
     q = tf.einsum("bqn,nd->bqd", h_query, wq) / np.float32(np.sqrt(dim))
     k = tf.einsum("bkn,cnd->bckd", h_keys, wk)
     scores = tf.einsum("bqd,bckd->bqck", q, k)
-    scores = tf.where(allowed[:, :, tf.newaxis, :], scores, tf.fill(tf.shape(scores), np.float32(-1e9)))
+    open_ = tf.logical_and(allowed[:, :, tf.newaxis, :], tf.logical_not(written))
+    scores = tf.where(open_, scores, tf.fill(tf.shape(scores), np.float32(-1e9)))
     shape = tf.shape(scores)
     attn = tf.reshape(tf.nn.softmax(tf.reshape(scores, [shape[0], shape[1], -1])), shape)
-    has = tf.reduce_any(allowed, axis=-1)
+    has = tf.reduce_any(open_, axis=[2, 3])
     gate = tf.where(has, tf.sigmoid(tf.einsum("bqn,no->bqo", h_query, wg)[..., 0] + bg), tf.zeros_like(has, tf.float32))
-    return gate, attn
+    return gate, attn, has
 
 
-def target_logprob(tf, hidden, logits, tokens, mask, alt, dim: int):
+class HeadInputs:
+    """The head's per-window inputs as placeholders of the current graph (mask [B, T-1, T], alt [B, T],
+    written [B, T-1, 2, T]), and `feed(batch)`: their values for a [B, T] batch, from `sections`."""
+
+    def __init__(self, tf, sections: Sections, dim: int):
+        self.sections, self.dim = sections, dim
+        self.mask = tf.compat.v1.placeholder(tf.bool, [None, None, None], name="copy_mask")
+        self.alt = tf.compat.v1.placeholder(tf.int32, [None, None], name="copy_alternates")
+        self.written = tf.compat.v1.placeholder(tf.bool, [None, None, 2, None], name="copy_written")
+
+    def feed(self, batch) -> dict:
+        rows = [self.sections.features(ids) for ids in batch]
+        return {self.mask: np.stack([r[0] for r in rows]), self.alt: np.stack([r[1] for r in rows]),
+                self.written: np.stack([r[2] for r in rows])}
+
+
+def target_logprob(tf, hidden, logits, tokens, head: HeadInputs):
     """log p(next token) [B, T-1] under the mixture, for `tokens` [B, T], the trunk's `hidden` [B, T, n]
-    and `logits` [B, T-1, V] (targets only), `mask` [B, T-1, T] bool and the alternates `alt` [B, T]."""
+    and `logits` [B, T-1, V] (targets only), with the head's inputs `head`."""
     hidden = tf.cast(hidden, tf.float32)
     targets = tokens[:, 1:]
     lm = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    gate, attn = _pointer(tf, hidden[:, :-1], hidden, mask, dim)
-    ids = tf.stack([tokens, alt], axis=1)  # [B, 2, T]
+    gate, attn, has = _pointer(tf, hidden[:, :-1], hidden, head.mask, head.written, head.dim)
+    ids = tf.stack([tokens, head.alt], axis=1)  # [B, 2, T]
     hit = tf.cast(tf.equal(ids[:, tf.newaxis], targets[:, :, tf.newaxis, tf.newaxis]), tf.float32)  # [B, T-1, 2, T]
     copied = tf.reduce_sum(attn * hit, axis=[2, 3])
     mixed = tf.math.log((1.0 - gate) * tf.exp(lm) + gate * copied + np.float32(1e-30))
-    return tf.where(tf.reduce_any(mask, axis=-1), mixed, lm)
+    return tf.where(has, mixed, lm)
 
 
-def step_logits(tf, h_step, logits, h_prompt, prompt_ids, prompt_alt, keywords, dim: int):
+def step_logits(tf, h_step, logits, h_prompt, ids, keywords, written, dim: int):
     """The mixture's log-probabilities [B, V] for one sampling step: h_step [B, n] (the step's hidden
-    state), logits [B, V], the prompt's hidden states h_prompt [B, P, n], ids and alternates [B, P]
-    and keyword positions `keywords` [B, P] bool. Rows whose prompt has no keyword get the
-    language model's log-probabilities."""
+    state), logits [B, V], the prompt's hidden states h_prompt [B, P, n], its ids and alternates
+    `ids` [B, 2, P], keyword positions `keywords` [B, P] bool and `written` [B, 2, P] (that id is in
+    the title already). Rows whose prompt has no keyword get the language model's log-probabilities."""
     h_step = tf.cast(h_step, tf.float32)[:, tf.newaxis]
-    gate, attn = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), keywords[:, tf.newaxis], dim)
+    gate, attn, _ = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), keywords[:, tf.newaxis],
+                             written[:, tf.newaxis], dim)
     gate, attn = gate[:, 0], attn[:, 0]  # [B], [B, 2, P]
-    ids = tf.stack([prompt_ids, prompt_alt], axis=1)  # [B, 2, P]
     batch, n_vocab = tf.shape(logits)[0], tf.shape(logits)[1]
     rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis], tf.shape(ids))
     copied = tf.scatter_nd(tf.stack([tf.reshape(rows, [-1]), tf.reshape(ids, [-1])], axis=1),
@@ -177,16 +216,16 @@ def step_logits(tf, h_step, logits, h_prompt, prompt_ids, prompt_alt, keywords, 
     return tf.math.log(mixed + np.float32(1e-30))
 
 
-def token_logprob(tf, hparams, tokens, precision, *, head_dim: int | None = None, alt=None, mask=None,
-                  recompute: bool = False, devices: tuple[str, ...] = ()):
-    """log p of each next token of `tokens` [B, T]: [B, T-1], the language model's, or with `head_dim`
-    the copy head's mixture (`alt` [B, T] from Sections.alternates, `mask` [B, T-1, T] from copy_mask)."""
+def token_logprob(tf, hparams, tokens, precision, *, head: HeadInputs | None = None, recompute: bool = False,
+                  devices: tuple[str, ...] = ()):
+    """log p of each next token of `tokens` [B, T]: [B, T-1], the language model's, or with `head` the
+    copy head's mixture."""
     from pipeline.core.transformer import forward
 
     out = forward(hparams, tokens, precision, recompute=recompute, targets_only=True, devices=devices)
-    if head_dim is None:
+    if head is None:
         return -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tokens[:, 1:], logits=out["logits"])
-    return target_logprob(tf, out["hidden"], out["logits"], tokens, mask, alt, head_dim)
+    return target_logprob(tf, out["hidden"], out["logits"], tokens, head)
 
 
 def head_variables(tf) -> list:

@@ -65,31 +65,25 @@ class TokenScorer:
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
-        from pipeline.core.copy_head import Sections, head_dim, head_variables, token_logprob
+        from pipeline.core.copy_head import HeadInputs, Sections, head_dim, head_variables, token_logprob
         from pipeline.core.transformer import Precision
         from pipeline.train import load_hparams, session_config
 
         self.enc = encoder.get_encoder(str(model_path))
         hp = load_hparams(model_path)
         dim = head_dim(model_path)
-        self.sections = Sections(self.enc, hp.n_vocab) if dim else None
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-            self.mask = tf.compat.v1.placeholder(tf.bool, [1, None, None]) if dim else None
-            self.alt = tf.compat.v1.placeholder(tf.int32, [1, None]) if dim else None
-            self.logprob = token_logprob(tf, hp, self.tokens, Precision(), head_dim=dim, mask=self.mask,
-                                         alt=self.alt)[0]
+            self.head = HeadInputs(tf, Sections(self.enc, hp.n_vocab), dim) if dim else None
+            self.logprob = token_logprob(tf, hp, self.tokens, Precision(), head=self.head)[0]
             saver = tf.compat.v1.train.Saver(var_list=head_variables(tf))
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf))
             saver.restore(self.sess, tf.train.latest_checkpoint(str(model_path)))
 
     def logprobs(self, ids: list[int]) -> np.ndarray:
         """log p of each token of `ids` after the first, under the model."""
-        feed = {self.tokens: [ids]}
-        if self.mask is not None:
-            feed[self.mask] = self.sections.copy_mask(ids)[np.newaxis]
-            feed[self.alt] = self.sections.alternates(ids)[np.newaxis]
+        feed = {self.tokens: [ids], **(self.head.feed([ids]) if self.head is not None else {})}
         return self.sess.run(self.logprob, feed)
 
     def split(self, text: str, keywords: Sequence[str]) -> Split:

@@ -9,6 +9,10 @@ from a stateless generator keyed by (batch seed, step), so a batch gives the sam
 samples whatever ran before it in the session (which is what makes a resumed job
 identical to an uninterrupted one).
 
+The model is pipeline.core.transformer's graph on the checkpoint's variables; a checkpoint trained
+with the copy head (pipeline.core.copy_head) is sampled from its mixture, the keyword tokens of each
+prompt fed per batch and the candidates already written kept in the loop.
+
 Per-step logits processing has one hook point (`LogitsHook`) for per-sample logit
 biases with per-sample state (keyword guidance); with no hook the sampler is plain
 temperature / top-k / top-p sampling, which only ever finishes a begun end marker
@@ -223,15 +227,21 @@ class Sampler:
         # The prompt minus its last token fills the cache; the loop feeds one token per step.
         _, past0, h_prompt = run_model(self.context[:, :-1])
         state0 = tuple(self.hook.initial_state(batch)) if self.hook else ()
-        if self.head_dim:  # the keyword tokens of the prompt minus its last token, fed per batch
+        # The copy head's inputs: the keyword tokens of the prompt minus its last token and their
+        # alternates, fed per batch; `written` (loop state) marks the candidates the title holds already.
+        written0 = tf.zeros([batch, 2, 0], dtype=tf.bool)
+        if self.head_dim:
             self.keywords = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_keywords")
             self.alternates = tf.compat.v1.placeholder(tf.int32, [None, None], name="prompt_alternates")
+            self.closed = tf.compat.v1.placeholder(tf.bool, [None, 2, None], name="prompt_closed")
+            candidates = tf.stack([self.context[:, :-1], self.alternates], axis=1)
+            written0 = self.closed
 
-        def body(step, past, prev, tokens, done, logp, state):
+        def body(step, past, prev, tokens, done, logp, state, written):
             logits, present, hidden = run_model(prev[:, tf.newaxis], past)
             if self.head_dim:
-                logits = step_logits(tf, hidden[:, -1], logits, h_prompt, self.context[:, :-1], self.alternates,
-                                     self.keywords, self.head_dim)
+                logits = step_logits(tf, hidden[:, -1], logits, h_prompt, candidates, self.keywords, written,
+                                     self.head_dim)
             # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
@@ -247,20 +257,22 @@ class Sampler:
                                     tf.cast(live, tf.float32)], axis=1)
             ended = tf.reduce_all(tf.equal(tokens[:, -k:], tail[tf.newaxis, :]), axis=1)
             done = done | ended | tf.equal(token, special_end)
-            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, logp, state
+            if self.head_dim:
+                written = written | tf.equal(candidates, token[:, tf.newaxis, tf.newaxis])
+            return step + 1, tf.concat([past, present], axis=-2), token, tokens, done, logp, state, written
 
-        def cond(step, past, prev, tokens, done, logp, state):
+        def cond(step, past, prev, tokens, done, logp, state, written):
             return tf.logical_and(step < self.max_new, tf.logical_not(tf.reduce_all(done)))
 
         past_shape = tf.TensorShape([None, hp.n_layer, 2, hp.n_head, None, hp.n_embd // hp.n_head])
         state_shapes = tuple(self.hook.state_shapes()) if self.hook else ()
-        steps, _, _, tokens, done, logp, _ = tf.while_loop(
+        steps, _, _, tokens, done, logp, _, _ = tf.while_loop(
             cond, body,
             loop_vars=(tf.constant(0), past0, self.context[:, -1], self.context,
-                       tf.zeros([batch], dtype=tf.bool), tf.zeros([batch, 2]), state0),
+                       tf.zeros([batch], dtype=tf.bool), tf.zeros([batch, 2]), state0, written0),
             shape_invariants=(tf.TensorShape([]), past_shape, tf.TensorShape([None]),
                               tf.TensorShape([None, None]), tf.TensorShape([None]), tf.TensorShape([None, 2]),
-                              state_shapes),
+                              state_shapes, tf.TensorShape([None, 2, None])),
         )
         self.out_tokens, self.out_steps = tokens, steps
         # (sum of log-probs, tokens counted) -> mean per token
@@ -287,8 +299,10 @@ class Sampler:
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
         if self.head_dim:
+            alternates = [self.sections.alternates(p) for p in prompts]
             inputs[self.keywords] = np.stack([self.sections.prompt_keywords(p)[:-1] for p in prompts])
-            inputs[self.alternates] = np.stack([self.sections.alternates(p)[:-1] for p in prompts])
+            inputs[self.alternates] = np.stack([alt[:-1] for alt, _ in alternates])
+            inputs[self.closed] = np.stack([closed[:, :-1] for _, closed in alternates])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 

@@ -50,24 +50,17 @@ class Objective:
     the copy head the mixture's. `feed(batch)` gives the values for a [B, T] batch of windows."""
 
     def __init__(self, tf, hparams, precision: str, sections=None, devices: tuple[str, ...] = ()):
-        from pipeline.core.copy_head import DIM, token_logprob
+        from pipeline.core.copy_head import DIM, HeadInputs, token_logprob
         from pipeline.core.transformer import Precision
 
-        self.sections = sections
         self.x = tf.compat.v1.placeholder(tf.int32, [None, None])
-        head = sections is not None
-        self.mask = tf.compat.v1.placeholder(tf.bool, [None, None, None]) if head else None
-        self.alt = tf.compat.v1.placeholder(tf.int32, [None, None]) if head else None
-        logp = token_logprob(tf, hparams, self.x, Precision(precision), head_dim=DIM if head else None,
-                             alt=self.alt, mask=self.mask, recompute=True, devices=devices)
+        self.head = HeadInputs(tf, sections, DIM) if sections is not None else None
+        logp = token_logprob(tf, hparams, self.x, Precision(precision), head=self.head, recompute=True,
+                             devices=devices)
         self.loss = -tf.reduce_mean(logp)
 
     def feed(self, batch: np.ndarray) -> dict:
-        feed = {self.x: batch}
-        if self.mask is not None:
-            feed[self.mask] = np.stack([self.sections.copy_mask(w) for w in batch])
-            feed[self.alt] = np.stack([self.sections.alternates(w) for w in batch])
-        return feed
+        return {self.x: batch, **(self.head.feed(batch) if self.head is not None else {})}
 
 
 class Windows:
@@ -131,7 +124,8 @@ class _Step:
 
 class _Samples:
     """finetune's progress samples: `t.sample_length` tokens (top-k 40, temperature 1) after the start
-    marker, written to `samples/<run_name>/samples-<step>` beside the run folder and printed."""
+    marker, written to `samples/<run_name>/samples-<step>` beside the run folder and printed. They
+    show the transformer alone: with no prompt's keywords there is nothing for a copy head to copy."""
 
     def __init__(self, tf, t, hparams, base_path: Path, out_dir: Path, seed: int):
         from gpt_2_simple.src import encoder

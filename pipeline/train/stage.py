@@ -140,9 +140,10 @@ def _session(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoi
     if val_tokens is not None:
         from pipeline.train.validation import Validator
 
-        def factory(sess, objective):
+        def validator(sess, objective):
             return Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best, t.patience,
                              checkpoint_dir / t.run_name / "best", objective=objective)
+        factory = validator
     with np.load(dataset) as data:
         tokens = data[data.files[0]]
     return run_session(t, Session(base.path, checkpoint_dir, tokens, steps, seed, copy_head), log, factory)

@@ -37,19 +37,28 @@ def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(se
     # before the end marker's last token ('>').
     assert [(texts(enc, ids, k), texts(enc, ids, t)) for k, t in docs] == [
         ("harvest tomato", "@My first tomato harvest!<|endoftext|"), ("harvest tomato", "@" + cut)]
-    mask = s.copy_mask(ids)
+    mask, alt, written = s.features(ids)
     keywords, positions = docs[0]
     assert all(set(np.flatnonzero(mask[t])) == set(keywords) for t in positions)
     assert mask.sum() == sum(len(k) * len(t[t < len(ids) - 1]) for k, t in docs)
+    # Coverage: ' tomato' is marked written from the title position that wrote it on, not before.
+    tomato = keywords[[enc.decode([ids[j]]) == " tomato" for j in keywords]][0]
+    at = [t for t in positions if enc.decode([ids[t]]) == " tomato"][0]
+    assert not written[at - 1, 0, tomato] and written[at, 0, tomato] and written[positions[-1], 0, tomato]
+    # 'harvest' offers ' harvest', written later in the title.
+    harvest = keywords[0]
+    assert enc.decode([alt[harvest]]) == " harvest" and written[positions[-1], 1, harvest]
 
 
 def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     enc, s = sections
     ids = enc.encode("<|startoftext|>~`gardening~^harvest tomato~@")
     keywords = s.prompt_keywords(ids)
-    alt = s.alternates(ids)
+    alt, closed = s.alternates(ids)
     first = int(np.flatnonzero(keywords)[0])
     assert enc.decode([alt[first]]) == " harvest"
+    # As written ('harvest' glued to the word before) it is closed; ' tomato' is open both ways.
+    assert closed[:, first].tolist() == [True, False] and not closed[:, first + 1].any()
     assert texts(enc, ids, np.flatnonzero(keywords)) == "harvest tomato"
 
 
@@ -64,24 +73,31 @@ def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
     keywords[0, 2:4] = True
     mask = np.zeros((1, prompt + 2, prompt + 3), bool)
     mask[0, prompt - 1:, :prompt] = keywords[0]  # the positions after the prompt copy its keywords
+    written = rng.random((1, prompt + 2, 2, prompt + 3)) < 0.5
 
+    class Inputs:  # what HeadInputs holds, as constants
+        dim = 4
+
+    head = Inputs()
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(1)
-        train = copy_head.target_logprob(tf, tf.constant(hidden), tf.constant(logits), tf.constant(tokens),
-                                         tf.constant(mask), tf.constant(alt), 4)
+        head.mask, head.alt, head.written = tf.constant(mask), tf.constant(alt), tf.constant(written)
+        train = copy_head.target_logprob(tf, tf.constant(hidden), tf.constant(logits), tf.constant(tokens), head)
+        ids = tf.constant(np.stack([tokens[:, :prompt], alt[:, :prompt]], axis=1))
         steps = [copy_head.step_logits(tf, tf.constant(hidden[:, t]), tf.constant(logits[:, t]),
-                                       tf.constant(hidden[:, :prompt]), tf.constant(tokens[:, :prompt]),
-                                       tf.constant(alt[:, :prompt]), tf.constant(keywords), 4)
+                                       tf.constant(hidden[:, :prompt]), ids, tf.constant(keywords),
+                                       tf.constant(written[:, t, :, :prompt]), 4)
                  for t in range(prompt + 2)]
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            sess.run(tf.compat.v1.global_variables()[-1].assign([1.0]))  # open the gate: bg = 1
+            by_name = {v.name: v for v in tf.compat.v1.global_variables()}
+            sess.run(by_name["copy/bg:0"].assign([1.0]))
             train, steps = sess.run([train, steps])
     for t, step in enumerate(steps):
         assert np.exp(step[0]).sum() == pytest.approx(1.0, abs=1e-5)
         if t >= prompt - 1:  # a copying position: the two formulas agree on the target
             assert train[0, t] == pytest.approx(step[0, tokens[0, t + 1]], abs=1e-5)
-    # Where nothing may be copied the loss is the language model's alone.
+    # Where nothing may be copied (or all of it is written already) the loss is the language model's alone.
     lm = logits[0, 0] - np.log(np.exp(logits[0, 0]).sum())
     assert train[0, 0] == pytest.approx(lm[tokens[0, 1]], abs=1e-5)
