@@ -66,8 +66,8 @@ def train(shape_json: str, precision: str, steps: str, threads: str) -> None:
     torch.manual_seed(0)
     config = GPT2Config(vocab_size=shape["n_vocab"], n_positions=shape["n_ctx"], n_embd=shape["n_embd"],
                         n_layer=shape["n_layer"], n_head=shape["n_head"], activation_function="gelu_new",
-                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
-    model = GPT2LMHeadModel(config, attn_implementation="sdpa").train()
+                        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, attn_implementation="sdpa")
+    model = GPT2LMHeadModel(config).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=0.0)
     windows = torch.from_numpy(np.random.default_rng(0).integers(0, shape["n_vocab"], (steps + 1, 1, 1024)))
 
