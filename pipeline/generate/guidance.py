@@ -11,7 +11,8 @@ Each step, while a keyword is owed and fewer than `budget` tokens were generated
 and once every keyword is written adds `end_bias` to the end marker's tokens. With `shape: length`
 each sample aims at a length in words drawn from its category's training titles
 (pipeline.generate.title_lengths): each keyword's pull rises from nothing to `strength` over its share of
-that length, and `end_bias` waits until the title is that long. With strength 0 the logits are
+that length, and `end_bias` waits until the title is that long; `hold_end` forbids closing the
+title before that share of the length (within the budget). With strength 0 the logits are
 left exactly as they are, so the output equals the unguided sampler's.
 See docs/decisions.md, "Keyword guidance", for the reasons behind each rule.
 """
@@ -39,6 +40,9 @@ class GuidanceConfig:
     # 'length': pulls spread over, and the end held back until, a length drawn from the category's
     # training titles; 'keywords': full pull from the first word, end bias right after the last keyword.
     shape: Literal["length", "keywords"] = "length"
+    # With shape 'length': the title may not close before this share of its drawn length (0: off).
+    # A model that copies its keywords writes them early and would otherwise end there.
+    hold_end: float = 0.0
 
     @property
     def active(self) -> bool:
@@ -52,6 +56,8 @@ class GuidanceConfig:
             raise ConfigError("budget: must be at least 1")
         if self.max_keywords < 1:
             raise ConfigError("max_keywords: must be at least 1")
+        if not 0.0 <= self.hold_end <= 1.0:
+            raise ConfigError(f"hold_end: must be between 0 and 1, got {self.hold_end}")
 
 
 def spellings(keyword: str) -> list[str]:
@@ -240,6 +246,9 @@ class KeywordGuidance:
         # Forbidden while a keyword is owed: closing the title; right after a spelling: gluing onto it.
         owed = tf.reduce_any(active, axis=1)[:, tf.newaxis]
         ending = tf.reduce_any(active[..., tf.newaxis] & complete, axis=[1, 2])[:, tf.newaxis]
+        if self.gcfg.shape == "length" and self.gcfg.hold_end:
+            short = (tf.cast(n_words, tf.float32) < self.gcfg.hold_end * tf.cast(target_words, tf.float32))
+            owed = owed | (short[:, tf.newaxis] & (t < self.gcfg.budget) & (strength > 0.0))
         banned = ((spelling & ~follow)
                   | (owed & tf.constant(self.closing)[tf.newaxis, :])
                   | (ending & tf.constant(self.word_cont)[tf.newaxis, :]))

@@ -32,7 +32,7 @@ def test_bad_guidance_values_name_the_key(tmp_path):
     cfg.write_text("guidance:\n  strength: 2\n", encoding="utf-8")
     assert load_config(cfg, []).guidance.strength == 2.0
     for override, key in (("guidance.strength=-1", "strength"), ("guidance.budget=0", "budget"),
-                          ("guidance.max_keywords=0", "max_keywords")):
+                          ("guidance.max_keywords=0", "max_keywords"), ("guidance.hold_end=1.5", "hold_end")):
         with pytest.raises(ConfigError, match=rf"guidance\.{key}"):
             load_config(cfg, [override])
 
@@ -192,6 +192,41 @@ def test_the_end_bias_waits_for_the_target_length(trained):
     # 'dog' is written by word 2, but the end is only pulled once 5 words were begun.
     assert biased == [n >= 5 for n in word_of_step], (biased, word_of_step)
     assert _end_bias_after(hook, enc, continuation, target=0)[len(words_in[0]) + len(words_in[1]) + 1]
+
+
+def _end_banned_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
+    """Per step of `continuation` (after an 'aww' prompt for 'dog'): whether the end marker was forbidden."""
+    import tensorflow as tf
+
+    prompt = enc.encode(build_prefix("aww", ["dog"]))
+    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+        state = hook.initial_state(1)
+        tokens = tf.constant([prompt], dtype=tf.int32)
+        ending = int(np.flatnonzero(hook.ending)[0])
+        steps = []
+        for token in [None, *continuation]:
+            if token is not None:
+                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
+            logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
+            steps.append(logits[0, ending] < -1e9)
+        feed = hook.feed([("dog",)])
+        feed[hook._inputs[4]] = np.array([target], dtype=np.int32)
+        return [bool(f) for f in sess.run(steps, feed_dict=feed)]
+
+
+def test_hold_end_keeps_a_title_open_until_its_share_of_the_target_length(trained):
+    words_in = [enc_w for enc_w in ("My", " dog", " ate", " the", " big", " cake")]
+    hook, enc = _hook(trained, strength=8.0, end_bias=4.0, shape="length", hold_end=0.6)
+    tokens = [enc.encode(w) for w in words_in]
+    continuation = [t for w in tokens for t in w]
+    word_of_step = [0] + [i + 1 for i, w in enumerate(tokens) for _ in w]
+    # 'dog' is written by word 2; with a target of 10 words the end stays forbidden below 0.6 * 10 = 6 words.
+    banned = _end_banned_after(hook, enc, continuation, target=10)
+    assert banned == [n < 6 for n in word_of_step], (banned, word_of_step)
+    # Without it the end is forbidden only while 'dog' is owed: a shorter while.
+    off, _ = _hook(trained, strength=8.0, end_bias=4.0, shape="length")
+    free = _end_banned_after(off, enc, continuation, target=10)
+    assert all(b >= f for b, f in zip(banned, free)) and sum(banned) > sum(free)
 
 
 def test_the_pull_rises_with_the_title_so_keywords_spread_over_it(trained):
