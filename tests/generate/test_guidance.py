@@ -160,13 +160,12 @@ def test_the_length_rule_does_not_end_a_guided_title_early(trained):
     assert min(len(t.split()) for t in shaped) >= 8 - 1, shaped  # ends at the target (a last word may be cut short)
 
 
-def _end_bias_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
-    """Per step of `continuation` (after an 'aww' prompt for 'dog'): whether the end marker's tokens
-    were biased at that step."""
+def _end_logits_after(hook, enc, continuation: list[int], target: int) -> list[float]:
+    """Per step of `continuation` (after an 'aww' prompt for 'dog', zero logits in): the logit the hook
+    leaves on the end marker's first token."""
     import tensorflow as tf
 
     prompt = enc.encode(build_prefix("aww", ["dog"]))
-    flags = []
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         state = hook.initial_state(1)
         tokens = tf.constant([prompt], dtype=tf.int32)
@@ -176,11 +175,15 @@ def _end_bias_after(hook, enc, continuation: list[int], target: int) -> list[boo
             if token is not None:
                 tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
             logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
-            steps.append(logits[0, ending] > 0)
+            steps.append(logits[0, ending])
         feed = hook.feed([("dog",)])
         feed[hook._inputs[4]] = np.array([target], dtype=np.int32)
-        flags = sess.run(steps, feed_dict=feed)
-    return [bool(f) for f in flags]
+        return [float(v) for v in sess.run(steps, feed_dict=feed)]
+
+
+def _end_bias_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
+    """Per step: whether the end marker's tokens were biased."""
+    return [v > 0 for v in _end_logits_after(hook, enc, continuation, target)]
 
 
 def test_the_end_bias_waits_for_the_target_length(trained):
@@ -195,23 +198,8 @@ def test_the_end_bias_waits_for_the_target_length(trained):
 
 
 def _end_banned_after(hook, enc, continuation: list[int], target: int) -> list[bool]:
-    """Per step of `continuation` (after an 'aww' prompt for 'dog'): whether the end marker was forbidden."""
-    import tensorflow as tf
-
-    prompt = enc.encode(build_prefix("aww", ["dog"]))
-    with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
-        state = hook.initial_state(1)
-        tokens = tf.constant([prompt], dtype=tf.int32)
-        ending = int(np.flatnonzero(hook.ending)[0])
-        steps = []
-        for token in [None, *continuation]:
-            if token is not None:
-                tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
-            logits, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
-            steps.append(logits[0, ending] < -1e9)
-        feed = hook.feed([("dog",)])
-        feed[hook._inputs[4]] = np.array([target], dtype=np.int32)
-        return [bool(f) for f in sess.run(steps, feed_dict=feed)]
+    """Per step: whether the end marker was forbidden."""
+    return [v < -1e9 for v in _end_logits_after(hook, enc, continuation, target)]
 
 
 def test_hold_end_keeps_a_title_open_until_its_share_of_the_target_length(trained):
