@@ -24,12 +24,14 @@ over and over); the language model may still repeat it. The head's variables liv
 """
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
 import numpy as np
 
 from pipeline.core.format import END_TOKEN, MARKER, SECTIONS
+from pipeline.core.gpt2 import token_bytes
 
 HEAD_FILE = "copy_head.json"  # beside a checkpoint trained with the head: {"dim": ...}
 DIM = 64  # width of the head's query and keys
@@ -43,8 +45,6 @@ _DOC = re.compile(re.escape(_KEYWORDS) + b"(.*?)" + re.escape(_TITLE) + b"(.*?)(
 
 def head_dim(model_path: Path) -> int | None:
     """The copy head's width recorded beside the checkpoint in `model_path`, or None (no head)."""
-    import json
-
     path = Path(model_path) / HEAD_FILE
     return json.loads(path.read_text(encoding="utf-8"))["dim"] if path.is_file() else None
 
@@ -55,9 +55,9 @@ class Sections:
     def __init__(self, enc, n_vocab: int):
         self.enc = enc
         size = max(n_vocab, len(enc.decoder))
-        self.bytes = [b""] * size
-        for idx, text in enc.decoder.items():
-            self.bytes[idx] = bytes(enc.byte_decoder[c] for c in text)
+        # A spelling that is not byte-level (none in GPT-2's vocabularies) counts as its UTF-8 text.
+        self.bytes = [raw if raw is not None else enc.decoder.get(idx, "").encode("utf-8")
+                      for idx, raw in enumerate(token_bytes(enc, size))]
         self.lengths = np.array([len(b) for b in self.bytes], dtype=np.int64)
         # Only tokens with a letter or digit are copied: the '-' that joins a keyword's words is a space
         # in a title, and a copied '-' glues words together.
@@ -95,10 +95,11 @@ class Sections:
         [T-1, 2, T]: at a copying position, whether keyword token j's id (0) or its alternate (1) is
         among the title's tokens so far, the position's own included)."""
         ids = np.asarray(ids)
-        alt, closed = self.alternates(ids)
+        docs = self.documents(ids)
+        alt, closed = self._alternates(ids, docs)
         mask = np.zeros((len(ids) - 1, len(ids)), dtype=bool)
         written = np.zeros((len(ids) - 1, 2, len(ids)), dtype=bool)
-        for keywords, positions in self.documents(ids):
+        for keywords, positions in docs:
             candidates = np.stack([ids[keywords], alt[keywords]])  # [2, k]
             seen: set[int] = set()
             for t in positions[positions < len(ids) - 1]:
@@ -108,14 +109,14 @@ class Sections:
                 written[t][:, keywords] = np.isin(candidates, list(seen)) | closed[:, keywords]
         return mask, alt, written
 
-    def alternates(self, ids) -> tuple[np.ndarray, np.ndarray]:
+    def _alternates(self, ids: np.ndarray, docs) -> tuple[np.ndarray, np.ndarray]:
         """The second id each token offers the copy head [T] int32 (see the module doc), and which
         candidates are closed from the start [2, T] bool: a keyword word's first token written without
-        a space offers only its alternate (as written, it would glue the word to the one before)."""
-        ids = np.asarray(ids)
+        a space offers only its alternate (as written, it would glue the word to the one before).
+        docs: `documents(ids)`."""
         out = self.twins[ids].astype(np.int32)
         closed = np.zeros((2, len(ids)), dtype=bool)
-        for keywords, _ in self.documents(ids):
+        for keywords, _ in docs:
             for n, j in enumerate(keywords):
                 if self.bytes[ids[j]][:1] == b" " or (n and keywords[n - 1] == j - 1 and
                                                        self.bytes[ids[j - 1]][-1:] != b" "):
@@ -132,12 +133,15 @@ class Sections:
                     closed[0, j] = True
         return out, closed
 
-    def prompt_keywords(self, ids) -> np.ndarray:
-        """[T] bool: the keyword tokens of a prompt that ends where its title begins."""
-        out = np.zeros(len(ids), dtype=bool)
-        for keywords, _ in self.documents(ids):
-            out[keywords] = True
-        return out
+    def prompt(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What the sampler feeds for a prompt that ends where its title begins: its keyword tokens
+        [T] bool, the alternates [T] and the candidates closed from the start [2, T]."""
+        ids = np.asarray(ids)
+        docs = self.documents(ids)
+        keywords = np.zeros(len(ids), dtype=bool)
+        for positions, _ in docs:
+            keywords[positions] = True
+        return (keywords, *self._alternates(ids, docs))
 
 
 def _variables(tf, n_embd: int, dim: int):

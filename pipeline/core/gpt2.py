@@ -2,7 +2,9 @@
 scratch, released, untrained stand-ins) and by pipeline.hf (a transformers folder converted).
 
 MODEL_FILES: what such a folder holds, as OpenAI's released models do; SOURCE_FILE: the record
-beside a made model of what it was made from; load_hparams and write_checkpoint read and write it.
+beside a made model of what it was made from; load_hparams and write_checkpoint read and write it;
+TRAINED_CATEGORIES: the record beside a checkpoint of its training text's categories; token_bytes:
+what each token of its vocabulary spells, in bytes.
 """
 from __future__ import annotations
 
@@ -15,6 +17,19 @@ MODEL_FILES = ("checkpoint", "encoder.json", "hparams.json", "model.ckpt.data-00
 # Written beside a made model: what it was made from, so a changed config or source makes a new one
 # instead of silently reusing the old folder.
 SOURCE_FILE = "source.json"
+# Written beside a checkpoint by train: the categories of its training text (a sorted JSON list), so
+# generate can warn about a prompt category the model never saw and the hf export can list them.
+TRAINED_CATEGORIES = "categories.json"
+
+
+def token_bytes(enc, size: int) -> list[bytes | None]:
+    """The bytes each token id below `size` stands for in gpt-2-simple's byte-level encoder `enc`; None
+    for an id the vocabulary lacks or whose spelling is not byte-level."""
+    out: list[bytes | None] = [None] * size
+    for text, idx in enc.encoder.items():
+        if idx < size and all(ch in enc.byte_decoder for ch in text):
+            out[idx] = bytes(enc.byte_decoder[ch] for ch in text)
+    return out
 
 
 def write_checkpoint(model_path: Path, seed: int, values: Callable[[str, tuple], Any] | None = None) -> None:

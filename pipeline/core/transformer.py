@@ -16,8 +16,8 @@ differently where it costs:
   layer norms, softmax, the residual stream and the loss stay float32 (what PyTorch's autocast
   does), instead of TensorFlow's graph-rewriting pass, which casts around every op.
 
-The logits of a position can be left out: `forward(..., last_only=False)` returns every position;
-training asks for the logits of all but the last position only (the last has no target).
+`forward(..., targets_only=True)` leaves out the last position's logits (it has no target), as
+training and the scorers ask; pipeline.core.copy_head.token_logprob turns them into log-probabilities.
 """
 from __future__ import annotations
 
@@ -190,9 +190,3 @@ def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, r
         logits = tf.reshape(logits, [batch, -1, hparams.n_vocab])
         return {"logits": logits, "present": tf.stack(presents, axis=1), "hidden": hidden}
 
-
-def lm_loss(hparams, tokens, precision: Precision = Precision(), *, recompute: bool = False,
-            devices: tuple[str, ...] = ()):
-    """Mean next-token cross-entropy (nats) of `tokens` [batch, seq] under the model (a scalar)."""
-    logits = forward(hparams, tokens, precision, recompute=recompute, targets_only=True, devices=devices)["logits"]
-    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tokens[:, 1:], logits=logits))

@@ -175,7 +175,7 @@ def run_pipeline(cfg: Config, log=print) -> None:
 def evaluate(cfg: Config, log=print) -> dict:
     """The whole evaluation of `cfg` (see the module doc); returns eval.json's content."""
     from pipeline.core.nlp import load_spacy
-    from pipeline.evaluate.report import checks, evaluation, write_evaluation
+    from pipeline.evaluate.report import evaluation, write_evaluation
 
     ecfg = eval_config(cfg)
     paths = ecfg.paths
@@ -195,10 +195,8 @@ def evaluate(cfg: Config, log=print) -> dict:
     run_pipeline(ecfg, log)
     from pipeline.evaluate.copy_test import copy_items, copy_test
 
-    result = evaluation(paths, pairs, counts, len(prompts))
-    result["copy_test"] = copy_test(paths.checkpoint, copy_items(pairs, nlp, cfg.encode.keyword_length_max,
-                                                                 COPY_TEST_TITLES))
-    result["checks"] = checks(result)
+    copy = copy_test(paths.checkpoint, copy_items(pairs, nlp, cfg.encode.keyword_length_max, COPY_TEST_TITLES))
+    result = evaluation(paths, pairs, counts, len(prompts), copy)
     write_evaluation(result, paths.eval_json, paths.eval_md)
     return result
 

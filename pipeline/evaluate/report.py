@@ -29,9 +29,11 @@ def _pct(part: float, whole: float) -> float | None:
     return round(100 * part / whole, 2) if whole else None
 
 
-def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split: dict, n_prompts: int) -> dict:
+def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split: dict, n_prompts: int,
+               copy: dict | None = None) -> dict:
     """eval.json's content for the evaluation run in `paths`; `test_pairs`: held-out (category, title);
-    `split`: rows on each side; `n_prompts`: prompts made from held-out titles."""
+    `split`: rows on each side; `n_prompts`: prompts made from held-out titles; `copy`: the copy test's
+    result (pipeline.evaluate.copy_test), when measured."""
     stats = json.loads(paths.decode_stats.read_text(encoding="utf-8"))
     train_pairs = training_pairs(paths.encoded)
     ref = Reference(train_pairs, lengths=test_pairs)
@@ -63,6 +65,8 @@ def evaluation(paths: RunPaths, test_pairs: list[tuple[str | None, str]], split:
     result = {"base_untrained": paths.untrained_marker.is_file(), "split": split, "test_titles": len(test_pairs),
               "training_titles": len(train_pairs), "prompts": n_prompts,
               "training_mean_words": round(train_mean, 2) if train_mean else None, "passes": by_pass, "realism": realism}
+    if copy is not None:
+        result["copy_test"] = copy
     result["checks"] = checks(result)
     return result
 

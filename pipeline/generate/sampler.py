@@ -299,10 +299,10 @@ class Sampler:
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
         if self.head_dim:
-            alternates = [self.sections.alternates(p) for p in prompts]
-            inputs[self.keywords] = np.stack([self.sections.prompt_keywords(p)[:-1] for p in prompts])
-            inputs[self.alternates] = np.stack([alt[:-1] for alt, _ in alternates])
-            inputs[self.closed] = np.stack([closed[:, :-1] for _, closed in alternates])
+            fed = [self.sections.prompt(p) for p in prompts]  # each prompt minus its last token is fed
+            inputs[self.keywords] = np.stack([keywords[:-1] for keywords, _, _ in fed])
+            inputs[self.alternates] = np.stack([alt[:-1] for _, alt, _ in fed])
+            inputs[self.closed] = np.stack([closed[:, :-1] for _, _, closed in fed])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 

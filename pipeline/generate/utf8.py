@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from pipeline.core.gpt2 import token_bytes
+
 # A character has at most three continuation bytes, each token at least one byte: the last
 # LOOK_BACK tokens hold the start of any character still incomplete.
 LOOK_BACK = 3
@@ -41,10 +43,9 @@ def byte_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     continuation bytes only (what it leaves owed then depends on the text before it).
     """
     lead, size, owe = np.zeros(n_vocab, np.int32), np.ones(n_vocab, np.int32), np.zeros(n_vocab, np.int32)
-    for text, idx in enc.encoder.items():
-        if idx >= n_vocab or any(ch not in enc.byte_decoder for ch in text):
+    for idx, raw in enumerate(token_bytes(enc, n_vocab)):
+        if raw is None:
             continue  # not a byte-level spelling: treated as one whole ASCII byte
-        raw = bytes(enc.byte_decoder[ch] for ch in text)
         first = next((i for i, b in enumerate(raw) if not _continues(b)), len(raw))
         last = max((i for i, b in enumerate(raw) if not _continues(b)), default=-1)
         lead[idx], size[idx] = first, max(len(raw), 1)

@@ -19,11 +19,11 @@ from pipeline.core.copy_head import head_dim
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_folder
 from pipeline.core.format import END_TOKEN
+from pipeline.core.gpt2 import TRAINED_CATEGORIES
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.hf.card import config_json, generation_config, model_card, tokenizer_config
 from pipeline.hf.names import expected_names, hf_name, is_param, to_hf_array
 
-TRAINED_CATEGORIES = "categories.json"  # beside the checkpoint (pipeline.train.log writes it)
 
 
 def _read_json(path: Path | None) -> Any:

@@ -12,14 +12,12 @@ from typing import Callable, TextIO
 
 from pipeline.core.errors import InputError
 from pipeline.core.format import parse
+from pipeline.core.gpt2 import TRAINED_CATEGORIES
 from pipeline.core.io import atomic_path, write_json, write_text
 
 # How many documents are checked against gpt-2-simple's own encoder before trusting the fast one.
 _CHECK_LINES = 300
 _LOG_HEADER = "step,seconds,loss,avg\n"
-# Written beside the tokenised dataset: the categories of the training text, so generate can
-# warn about a prompt category the model never saw.
-TRAINED_CATEGORIES = "categories.json"
 
 
 def read_counter(ckpt_path: Path) -> int:

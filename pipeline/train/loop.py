@@ -88,7 +88,7 @@ class _Step:
     def __init__(self, tf, t, hparams, devices, sections=None):
         from pipeline.core.copy_head import head_variables
 
-        self.tf, self.t = tf, t
+        self.t = t
         self.objective = Objective(tf, hparams, t.precision, sections, devices)
         self.x, self.loss = self.objective.x, self.objective.loss
         # finetune's selection: every model variable, or only the transformer blocks' ones (and the head).
@@ -190,8 +190,6 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
     done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
     # Offset by the steps already done so a resumed run does not replay the same windows.
     windows = Windows(s.tokens, s.seed + done_before)
-    if len(s.tokens) <= WINDOW + 1:
-        raise ValueError(f"{len(s.tokens)} tokens: too few for {WINDOW}-token windows")
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(s.seed + done_before)
@@ -200,17 +198,16 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
         samples = (_Samples(tf, t, hparams, s.base_path, s.checkpoint_dir / "samples" / t.run_name, s.seed + done_before)
                    if t.sample_every else None)
         saver = tf.compat.v1.train.Saver(var_list=step.variables, max_to_keep=t.max_checkpoints)
-        trunk = [v for v in step.variables if v.name.startswith("model/")]
         sess = tf.compat.v1.Session(config=session_config(tf, t.threads, layout_optimizer=False, xla=t.xla))
         with sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             restore = (tf.train.latest_checkpoint(str(ckpt_path)) if t.restore_from == "latest" else None) \
                 or tf.train.latest_checkpoint(str(s.base_path))
             print(f"Loading checkpoint {restore}", file=sys.stderr)
-            # A base model has no copy head: the head starts from its initial values.
+            # The trunk must be there; a base model has no copy head, which then starts from its initial values.
             saved = {name for name, _ in tf.train.list_variables(restore)}
-            present = [v for v in step.variables if v.name.split(":")[0] in saved]
-            tf.compat.v1.train.Saver(var_list=present if len(present) > len(trunk) else trunk).restore(sess, restore)
+            restored = [v for v in step.variables if v.name.startswith("model/") or v.name.split(":")[0] in saved]
+            tf.compat.v1.train.Saver(var_list=restored).restore(sess, restore)
             if validator_factory is not None:
                 log.validate = validator_factory(sess, lambda: Objective(tf, hparams, t.precision, sections, devices))
 

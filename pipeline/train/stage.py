@@ -22,7 +22,7 @@ from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.train.log import LossLog, dataset_tokens, read_counter
-from pipeline.core.gpt2 import SOURCE_FILE, load_hparams
+from pipeline.core.gpt2 import SOURCE_FILE
 from pipeline.train.model import BaseModel, ModelConfig, prepare_base_model, xla_environment
 from pipeline.train.validation import install_best
 
@@ -141,7 +141,7 @@ def _session(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoi
         from pipeline.train.validation import Validator
 
         def validator(sess, objective):
-            return Validator(sess, load_hparams(base.path), val_tokens, t.val_every, t.keep_best, t.patience,
+            return Validator(sess, val_tokens, t.val_every, t.keep_best, t.patience,
                              checkpoint_dir / t.run_name / "best", objective=objective)
         factory = validator
     with np.load(dataset) as data:

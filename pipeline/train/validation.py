@@ -49,9 +49,9 @@ class Validator:
     `keep_best`; `stop_reason` says when `patience` measures went without improvement (0: never);
     warns when validation loss rises while training loss falls."""
 
-    def __init__(self, sess, hparams, val_tokens: np.ndarray, every: int, keep_best: bool, patience: int,
+    def __init__(self, sess, val_tokens: np.ndarray, every: int, keep_best: bool, patience: int,
                  best_dir: Path, objective=None):
-        self.sess, self.hparams, self.every, self.objective = sess, hparams, every, objective
+        self.sess, self.every, self.objective = sess, every, objective
         self.keep_best, self.patience, self.best_dir = keep_best, patience, best_dir
         n = max(1, min(MAX_WINDOWS, (len(val_tokens) - 1) // WINDOW))
         width = min(WINDOW, len(val_tokens))

@@ -53,8 +53,7 @@ def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(se
 def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     enc, s = sections
     ids = enc.encode("<|startoftext|>~`gardening~^harvest tomato~@")
-    keywords = s.prompt_keywords(ids)
-    alt, closed = s.alternates(ids)
+    keywords, alt, closed = s.prompt(ids)
     first = int(np.flatnonzero(keywords)[0])
     assert enc.decode([alt[first]]) == " harvest"
     # As written ('harvest' glued to the word before) it is closed; ' tomato' is open both ways.

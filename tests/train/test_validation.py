@@ -39,7 +39,7 @@ def test_bad_validation_settings_name_the_key(tmp_path):
 
 
 def test_the_validator_warns_keeps_the_best_and_says_when_to_stop(tmp_path, capsys):
-    v = Validator(None, None, list(range(3000)), every=10, keep_best=False, patience=2, best_dir=tmp_path / "best")
+    v = Validator(None, list(range(3000)), every=10, keep_best=False, patience=2, best_dir=tmp_path / "best")
     losses = iter([3.0, 2.5, 2.7, 2.6])
     v.loss = lambda: next(losses)
     assert v(5, 4.0) is None  # not a validation step
