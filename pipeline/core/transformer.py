@@ -135,13 +135,17 @@ def _self_attend_recomputed(q, k, v, bias):
     return _self_attend(q, k, v, bias), grad
 
 
-def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, recompute: bool = False,
+def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, cache=None, recompute: bool = False,
             targets_only: bool = False, devices: tuple[str, ...] = (), scope: str = "model",
             reuse=tf.compat.v1.AUTO_REUSE) -> dict:
-    """GPT-2 on `tokens` [batch, seq] int32; returns {"logits", "present", "hidden"}.
+    """GPT-2 on `tokens` [batch, seq] int32; returns {"logits", "present", "cache", "hidden"}.
 
     past: gpt-2-simple's key/value cache [batch, n_layer, 2, heads, past_seq, d] or None; present is
-    this call's keys and values in that layout. targets_only: logits for all positions but the last
+    this call's keys and values in that layout. cache: the same keys and values as a tuple of
+    (keys, values) per layer, each [batch, heads, past_seq, d] in the compute dtype, or None; the
+    returned "cache" is that tuple with this call's positions appended. A sampling loop keeps the
+    cache, not `past`: it grows by one concatenation per layer a step, where `past` would be
+    unstacked, concatenated and stacked again. targets_only: logits for all positions but the last
     (the ones training scores). Logits are float32; `precision` sets what the products run in.
     devices: place the blocks in consecutive groups on these devices (gpt-2-simple's multi_gpu split).
     """
@@ -150,15 +154,19 @@ def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, r
     d = n_embd // n_head
     with tf.compat.v1.variable_scope(scope, reuse=reuse):
         batch, seq = tf.shape(tokens)[0], tf.shape(tokens)[1]
-        wpe = _variable("wpe", [hparams.n_ctx, n_embd], stddev=0.01)
-        wte = _variable("wte", [hparams.n_vocab, n_embd], stddev=0.02)
-        past_len = 0 if past is None else tf.shape(past)[-2]
+        # Read once and gathered as tensors: a gather from the variable itself would switch it to
+        # copy-on-read, and every later read (the logits' product, each sampling step) would copy it.
+        wpe = _variable("wpe", [hparams.n_ctx, n_embd], stddev=0.01).value()
+        wte = _variable("wte", [hparams.n_vocab, n_embd], stddev=0.02).value()
+        past_len = tf.shape(past)[-2] if past is not None else tf.shape(cache[0][0])[2] if cache is not None else 0
         h = tf.gather(wte, tokens) + tf.gather(wpe, past_len + tf.range(seq))[None]
         h = tf.reshape(h, [-1, n_embd])
         bias = _causal_bias(seq, past_len + seq, dtype)
-        attend = _attend if past is not None else _self_attend_recomputed if recompute else _self_attend
-        pasts = tf.unstack(past, axis=1) if past is not None else [None] * hparams.n_layer
-        presents = []
+        cached = past is not None or cache is not None
+        attend = _attend if cached else _self_attend_recomputed if recompute else _self_attend
+        pasts = ([tuple(tf.unstack(tf.cast(layer, dtype), axis=1)) for layer in tf.unstack(past, axis=1)]
+                 if past is not None else cache if cache is not None else [None] * hparams.n_layer)
+        presents, caches = [], []
 
         def heads(x):  # [batch*seq, n_embd] -> [batch, heads, seq, d]
             return tf.transpose(tf.reshape(x, [batch, seq, n_head, d]), [0, 2, 1, 3])
@@ -173,8 +181,8 @@ def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, r
                     q, k, v = heads(q * tf.cast(1.0 / math.sqrt(d), dtype)), heads(k), heads(v)
                     presents.append(tf.stack([tf.cast(k, tf.float32), tf.cast(v, tf.float32)], axis=1))
                     if layer_past is not None:
-                        pk, pv = tf.unstack(tf.cast(layer_past, dtype), axis=1)
-                        k, v = tf.concat([pk, k], axis=-2), tf.concat([pv, v], axis=-2)
+                        k, v = tf.concat([layer_past[0], k], axis=-2), tf.concat([layer_past[1], v], axis=-2)
+                    caches.append((k, v))
                     a = attend(q, k, v, bias)
                     a = tf.reshape(tf.transpose(a, [0, 2, 1, 3]), [-1, n_embd])
                     h = h + tf.cast(_dense(a, "c_proj", n_embd, dtype), tf.float32)
@@ -191,5 +199,5 @@ def forward(hparams, tokens, precision: Precision = Precision(), *, past=None, r
             x = tf.reshape(hidden[:, :-1], [-1, n_embd])
         logits = tf.cast(tf.matmul(x, tf.cast(wte, dtype), transpose_b=True), tf.float32)
         logits = tf.reshape(logits, [batch, -1, hparams.n_vocab])
-        return {"logits": logits, "present": tf.stack(presents, axis=1), "hidden": hidden}
+        return {"logits": logits, "present": tf.stack(presents, axis=1), "cache": tuple(caches), "hidden": hidden}
 

@@ -27,7 +27,7 @@ def test_batch_stops_as_soon_as_every_sample_ended(trained):
         assert (sampler.sample([prompt] * 4, length=length, seed=1).tokens == out.tokens).all()
 
 
-def test_nucleus_fast_path_keeps_exactly_what_a_full_sort_keeps():
+def test_nucleus_fast_path_and_bands_keep_exactly_what_a_full_sort_keeps():
     import numpy as np
     import tensorflow as tf
 
@@ -36,21 +36,24 @@ def test_nucleus_fast_path_keeps_exactly_what_a_full_sort_keeps():
     rng = np.random.default_rng(0)
     peaked = rng.normal(0, 1, (4, 1000)).astype(np.float32)
     peaked[:, :5] += 12  # the nucleus is among a handful of tokens: the partial top-k serves
-    flat = rng.normal(0, 0.01, (4, 1000)).astype(np.float32)  # nucleus of ~900 tokens: full sort
+    flat = rng.normal(0, 0.01, (4, 1000)).astype(np.float32)  # nucleus of ~900 tokens: the bands serve
+    masked = np.where(rng.random((4, 1000)) < 0.5, -1e10, np.round(rng.normal(0, 1, (4, 1000)), 1)).astype(np.float32)
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
         x = tf.compat.v1.placeholder(tf.float32, [None, 1000])
         fast, full = _top_p(tf, x, 0.9, fast_k=16), _top_p(tf, x, 0.9, fast_k=1000)
-        for logits, few in ((peaked, True), (flat, False)):
+        for logits, few in ((peaked, True), (flat, False), (masked, False)):  # masked: top-k's cut, and ties
             a, b = sess.run((fast, full), {x: logits})
             kept = a > -1e9
             assert (kept == (b > -1e9)).all()
             probs = np.exp(logits - logits.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
-            # The kept set is the smallest prefix of the sorted tokens holding probability 0.9.
+            # The kept set is the smallest prefix of the sorted tokens holding probability 0.9 (with
+            # every token tied with its least likely member).
             for row, keep in zip(probs, kept):
                 inside = np.sort(row[keep])[::-1]
-                assert inside.sum() >= 0.9 - 1e-5 and inside.sum() - inside[-1] < 0.9 + 1e-5
-            # Both paths are exercised: within the 16 fast candidates, and far beyond them.
+                assert inside.sum() >= 0.9 - 1e-5 and inside[inside > inside[-1]].sum() < 0.9 + 1e-5
+            # Both paths are exercised: within the 16 fast candidates, and far beyond them (fast_k=1000
+            # is the full sort).
             assert (kept.sum(1) <= 16).all() if few else (kept.sum(1) > 16).all()
 
 
