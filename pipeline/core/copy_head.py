@@ -13,19 +13,24 @@ text, where the vocabulary has one. Each (j, id) pair has its own key. Everywher
 (category, keyword section, end marker, a title whose keyword section is outside the window)
 the gate is 0 and the loss is the language model's alone. A candidate whose id the title holds
 already cannot be copied again (coverage: without it the head repeats a keyword, or a piece of one,
-over and over); the language model may still repeat it. The head's variables live under
-`copy/`, so the trunk's names are gpt-2-simple's and a checkpoint without the head still loads.
+over and over); the language model may still repeat it. Follow (HeadSpec.follow): a keyword token
+that continues a word (its piece before it in the same word) gets a learned bonus, in its score
+and in the gate, where the title's last token is that piece before it; without it a small model
+copies a rare word's pieces out of order ('snorkel' -> 'sn el ... ork'). The head's variables live
+under `copy/`, so the trunk's names are gpt-2-simple's and a checkpoint without the head still loads.
 
     sections = Sections(enc, n_vocab)         # the vocabulary's bytes and spaced twins
-    mask, alt, written = sections.features(ids)  # [T-1, T]: position t may copy token j; [T]: the second
-                                              # id each token offers; [T-1, 2, T]: closed (already in the title)
-    head = HeadInputs(tf, sections, DIM)      # placeholders for them in a tf.compat.v1 graph
+    mask, alt, written, continues = sections.features(ids)  # [T-1, T]: position t may copy token j;
+                        # [T]: the second id each token offers; [T-1, 2, T]: closed (already in the
+                        # title); [T]: token j continues the keyword word of token j - 1
+    head = HeadInputs(tf, sections, HeadSpec())  # placeholders for them in a tf.compat.v1 graph
     logp = token_logprob(tf, hparams, tokens, precision, head=head)   # feed head.feed(batch)
 """
 from __future__ import annotations
 
 import json
 import re
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,8 +38,12 @@ import numpy as np
 from pipeline.core.format import END_TOKEN, MARKER, SECTIONS
 from pipeline.core.gpt2 import token_bytes
 
-HEAD_FILE = "copy_head.json"  # beside a checkpoint trained with the head: {"dim": ...}
-DIM = 64  # width of the head's query and keys
+HEAD_FILE = "copy_head.json"  # beside a checkpoint trained with the head: HeadSpec's fields
+# The follow bonus's starting values (score, gate): Adam at the default learning rate moves a scalar
+# by under 1 in a short run, so it starts where a continuing piece is already strongly preferred.
+FOLLOW_INIT = (4.0, 2.0)
+# The ending penalty's and gate bonus's starting values (see HeadSpec.ending), for the same reason.
+ENDING_INIT = (3.0, 0.5)
 _KEYWORDS = (MARKER + SECTIONS["keywords"]).encode()
 _TITLE = (MARKER + SECTIONS["title"]).encode()
 _END = END_TOKEN.encode()
@@ -43,10 +52,30 @@ _DOC = re.compile(re.escape(_KEYWORDS) + b"(.*?)" + re.escape(_TITLE) + b"(.*?)(
                   + b"|" + re.escape(_KEYWORDS) + b"|$)", re.S)
 
 
-def head_dim(model_path: Path) -> int | None:
-    """The copy head's width recorded beside the checkpoint in `model_path`, or None (no head)."""
+@dataclass(frozen=True)
+class HeadSpec:
+    """The copy head's shape: the width of its query and keys, whether it has the follow bonus, and
+    whether it has the ending signal: where a keyword word is still to be written, a learned
+    penalty on the tokens that end a title (Sections.stops) and a learned bonus in the gate."""
+
+    dim: int = 64
+    follow: bool = True
+    ending: bool = True
+
+    def write(self, model_path: Path) -> None:
+        from pipeline.core.io import write_json
+
+        write_json(Path(model_path) / HEAD_FILE, asdict(self))
+
+
+def head_spec(model_path: Path) -> HeadSpec | None:
+    """The copy head recorded beside the checkpoint in `model_path`, or None (no head). A head
+    recorded before the follow bonus or the ending signal existed has none of them."""
     path = Path(model_path) / HEAD_FILE
-    return json.loads(path.read_text(encoding="utf-8"))["dim"] if path.is_file() else None
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    return HeadSpec(dim=saved["dim"], follow=saved.get("follow", False), ending=saved.get("ending", False))
 
 
 class Sections:
@@ -90,10 +119,11 @@ class Sections:
                 docs.append((keywords, np.arange(first, last)))
         return docs
 
-    def features(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def features(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """The head's inputs for one window `ids` [T]: (copy_mask [T-1, T], alternates [T], written
         [T-1, 2, T]: at a copying position, whether keyword token j's id (0) or its alternate (1) is
-        among the title's tokens so far, the position's own included)."""
+        among the title's tokens so far, the position's own included; continues [T], see _continues;
+        left [T-1]: at a copying position, a keyword word is not in the title yet, see words_left)."""
         ids = np.asarray(ids)
         docs = self.documents(ids)
         alt, closed = self._alternates(ids, docs)
@@ -107,7 +137,19 @@ class Sections:
                     seen.add(int(ids[t]))
                 mask[t, keywords] = True
                 written[t][:, keywords] = np.isin(candidates, list(seen)) | closed[:, keywords]
-        return mask, alt, written
+        continues = self._continues(ids, docs)
+        starts = mask & ~continues  # [T-1, T]: the words' first tokens a position may copy
+        left = words_left(np, starts, written, closed[0])
+        return mask, alt, written, continues, left
+
+    def _continues(self, ids: np.ndarray, docs) -> np.ndarray:
+        """[T] bool: keyword token j continues the word of keyword token j - 1 (no space between them)."""
+        out = np.zeros(len(ids), dtype=bool)
+        for keywords, _ in docs:
+            inside = set(keywords.tolist())
+            for j in keywords:
+                out[j] = j - 1 in inside and self.bytes[ids[j]][:1] != b" " and self.bytes[ids[j - 1]][-1:] != b" "
+        return out
 
     def _alternates(self, ids: np.ndarray, docs) -> tuple[np.ndarray, np.ndarray]:
         """The second id each token offers the copy head [T] int32 (see the module doc), and which
@@ -133,69 +175,127 @@ class Sections:
                     closed[0, j] = True
         return out, closed
 
-    def prompt(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def prompt(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """What the sampler feeds for a prompt that ends where its title begins: its keyword tokens
-        [T] bool, the alternates [T] and the candidates closed from the start [2, T]."""
+        [T] bool, the alternates [T], the candidates closed from the start [2, T] and which tokens
+        continue a keyword word [T]."""
         ids = np.asarray(ids)
         docs = self.documents(ids)
         keywords = np.zeros(len(ids), dtype=bool)
         for positions, _ in docs:
             keywords[positions] = True
-        return (keywords, *self._alternates(ids, docs))
+        return (keywords, *self._alternates(ids, docs), self._continues(ids, docs))
+
+    @property
+    def stops(self) -> np.ndarray:
+        """[V] bool: the tokens that end a title: they begin the end marker or hold a format marker."""
+        return np.array([b"<|" in b or MARKER.encode() in b for b in self.bytes])
 
 
-def _variables(tf, n_embd: int, dim: int):
+def words_left(xp, starts, written, closed):
+    """Whether a keyword word is not in the title yet [..., Q], for numpy or tensorflow `xp`: starts
+    [..., Q, K] the first tokens of the keyword words, written [..., Q, 2, K] and closed [..., K]
+    (the ids closed from the start, see Sections._alternates). A word counts as written once its
+    first token is, as itself (unless closed: glued to the word before) or as its alternate."""
+    if xp is np:
+        as_is, alt = written[..., 0, :], written[..., 1, :]
+        return (starts & ~((as_is & ~closed[..., np.newaxis, :]) | alt)).any(axis=-1)
+    as_is, alt = written[..., 0, :], written[..., 1, :]
+    covered = xp.logical_or(xp.logical_and(as_is, xp.logical_not(closed[..., xp.newaxis, :])), alt)
+    return xp.reduce_any(xp.logical_and(starts, xp.logical_not(covered)), axis=-1)
+
+
+def _variables(tf, n_embd: int, spec: HeadSpec):
     with tf.compat.v1.variable_scope("copy", reuse=tf.compat.v1.AUTO_REUSE):
         init = tf.compat.v1.random_normal_initializer(stddev=0.02)
-        wq = tf.compat.v1.get_variable("wq", [n_embd, dim], initializer=init)
-        wk = tf.compat.v1.get_variable("wk", [2, n_embd, dim], initializer=init)  # as written, alternate
+        wq = tf.compat.v1.get_variable("wq", [n_embd, spec.dim], initializer=init)
+        wk = tf.compat.v1.get_variable("wk", [2, n_embd, spec.dim], initializer=init)  # as written, alternate
         wg = tf.compat.v1.get_variable("wg", [n_embd, 1], initializer=init)
         # Starts mostly closed: the head begins as a small change to the language model.
         bg = tf.compat.v1.get_variable("bg", [1], initializer=tf.compat.v1.constant_initializer(-2.0))
-    return wq, wk, wg, bg
+        follow = (tf.compat.v1.get_variable("follow", [2], initializer=tf.compat.v1.constant_initializer(FOLLOW_INIT))
+                  if spec.follow else None)
+        ending = (tf.compat.v1.get_variable("ending", [2], initializer=tf.compat.v1.constant_initializer(ENDING_INIT))
+                  if spec.ending else None)
+    return wq, wk, wg, bg, follow, ending
 
 
-def _pointer(tf, h_query, h_keys, allowed, written, dim: int):
+def _pointer(tf, h_query, h_keys, allowed, written, spec: HeadSpec, follows=None, left=None):
     """Gate [B, Q], attention [B, Q, 2, K] of queries h_query [B, Q, n] over keys h_keys [B, K, n], and
     whether a row may copy at all [B, Q]: candidates where `allowed` [B, Q, K] and not `written`
-    [B, Q, 2, K] (the candidate's id is in the title already). Rows with nothing to copy get gate 0."""
+    [B, Q, 2, K] (the candidate's id is in the title already). Rows with nothing to copy get gate 0.
+    follows [B, Q, K] (with spec.follow): key j continues the word whose previous piece the query's
+    token is; it adds the learned bonus to j's scores and, where such a j is open, to the gate.
+    left [B, Q] (with spec.ending): a keyword word is still to be written; it adds a learned bonus to the gate."""
     n_embd = h_query.shape[-1]
-    wq, wk, wg, bg = _variables(tf, n_embd, dim)
-    q = tf.einsum("bqn,nd->bqd", h_query, wq) / np.float32(np.sqrt(dim))
+    wq, wk, wg, bg, follow, ending = _variables(tf, n_embd, spec)
+    q = tf.einsum("bqn,nd->bqd", h_query, wq) / np.float32(np.sqrt(spec.dim))
     k = tf.einsum("bkn,cnd->bckd", h_keys, wk)
     scores = tf.einsum("bqd,bckd->bqck", q, k)
     open_ = tf.logical_and(allowed[:, :, tf.newaxis, :], tf.logical_not(written))
+    gate_logit = tf.einsum("bqn,no->bqo", h_query, wg)[..., 0] + bg
+    if follow is not None:
+        # The bonus goes to j as written only: its spaced alternate would break the word.
+        on = tf.cast(follows, tf.float32)[:, :, tf.newaxis, :] * tf.constant([[1.0], [0.0]])  # [B, Q, 2, K]
+        scores += follow[0] * on
+        gate_logit += follow[1] * tf.cast(tf.reduce_any(tf.logical_and(open_, on > 0), axis=[2, 3]), tf.float32)
+    if ending is not None:
+        gate_logit += ending[1] * tf.cast(left, tf.float32)
     scores = tf.where(open_, scores, tf.fill(tf.shape(scores), np.float32(-1e9)))
     shape = tf.shape(scores)
     attn = tf.reshape(tf.nn.softmax(tf.reshape(scores, [shape[0], shape[1], -1])), shape)
     has = tf.reduce_any(open_, axis=[2, 3])
-    gate = tf.where(has, tf.sigmoid(tf.einsum("bqn,no->bqo", h_query, wg)[..., 0] + bg), tf.zeros_like(has, tf.float32))
+    gate = tf.where(has, tf.sigmoid(gate_logit), tf.zeros_like(has, tf.float32))
     return gate, attn, has
+
+
+def _follows(tf, last, ids, alt, continues):
+    """[B, Q, K]: key j continues a word (continues [B, K]) and the query's last token `last` [B, Q]
+    is the piece before j (ids [B, K]) or that piece's alternate (alt [B, K])."""
+    before = tf.pad(tf.stack([ids, alt], axis=1)[:, :, :-1], [[0, 0], [0, 0], [1, 0]], constant_values=-1)
+    same = tf.reduce_any(tf.equal(last[:, tf.newaxis, :, tf.newaxis], before[:, :, tf.newaxis, :]), axis=1)
+    return tf.logical_and(same, continues[:, tf.newaxis, :])
 
 
 class HeadInputs:
     """The head's per-window inputs as placeholders of the current graph (mask [B, T-1, T], alt [B, T],
-    written [B, T-1, 2, T]), and `feed(batch)`: their values for a [B, T] batch, from `sections`."""
+    written [B, T-1, 2, T], continues [B, T], left [B, T-1]), and `feed(batch)`: their values for a [B, T] batch,
+    from `sections`; spec: the head's HeadSpec."""
 
-    def __init__(self, tf, sections: Sections, dim: int):
-        self.sections, self.dim = sections, dim
+    def __init__(self, tf, sections: Sections, spec: HeadSpec):
+        self.sections, self.spec = sections, spec
         self.mask = tf.compat.v1.placeholder(tf.bool, [None, None, None], name="copy_mask")
         self.alt = tf.compat.v1.placeholder(tf.int32, [None, None], name="copy_alternates")
         self.written = tf.compat.v1.placeholder(tf.bool, [None, None, 2, None], name="copy_written")
+        self.continues = tf.compat.v1.placeholder(tf.bool, [None, None], name="copy_continues")
+        self.left = tf.compat.v1.placeholder(tf.bool, [None, None], name="copy_words_left")
 
     def feed(self, batch) -> dict:
         rows = [self.sections.features(ids) for ids in batch]
         return {self.mask: np.stack([r[0] for r in rows]), self.alt: np.stack([r[1] for r in rows]),
-                self.written: np.stack([r[2] for r in rows])}
+                self.written: np.stack([r[2] for r in rows]), self.continues: np.stack([r[3] for r in rows]),
+                self.left: np.stack([r[4] for r in rows])}
+
+
+def _stop_penalty(tf, logits, left, stops, weight):
+    """`logits` [..., V] with `weight` taken from the tokens that end a title (`stops` [V]) where a
+    keyword word is still to be written (`left` [...])."""
+    return logits - weight * tf.cast(left, tf.float32)[..., tf.newaxis] * tf.cast(stops, tf.float32)
 
 
 def target_logprob(tf, hidden, logits, tokens, head: HeadInputs):
     """log p(next token) [B, T-1] under the mixture, for `tokens` [B, T], the trunk's `hidden` [B, T, n]
     and `logits` [B, T-1, V] (targets only), with the head's inputs `head`."""
+    spec = head.spec
     hidden = tf.cast(hidden, tf.float32)
     targets = tokens[:, 1:]
+    if spec.ending:
+        logits = _stop_penalty(tf, logits, head.left, head.sections.stops[:logits.shape[-1]],
+                               _variables(tf, hidden.shape[-1], spec)[-1][0])
     lm = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
-    gate, attn, has = _pointer(tf, hidden[:, :-1], hidden, head.mask, head.written, head.dim)
+    follows = _follows(tf, tokens[:, :-1], tokens, head.alt, head.continues) if spec.follow else None
+    gate, attn, has = _pointer(tf, hidden[:, :-1], hidden, head.mask, head.written, spec, follows,
+                               head.left if spec.ending else None)
     ids = tf.stack([tokens, head.alt], axis=1)  # [B, 2, T]
     hit = tf.cast(tf.equal(ids[:, tf.newaxis], targets[:, :, tf.newaxis, tf.newaxis]), tf.float32)  # [B, T-1, 2, T]
     copied = tf.reduce_sum(attn * hit, axis=[2, 3])
@@ -203,14 +303,35 @@ def target_logprob(tf, hidden, logits, tokens, head: HeadInputs):
     return tf.where(has, mixed, lm)
 
 
-def step_logits(tf, h_step, logits, h_prompt, ids, keywords, written, dim: int):
+@dataclass(frozen=True)
+class PromptInputs:
+    """What a sampler holds of its prompts for the head (tensors of its graph): ids [B, 2, P] (each
+    token and its alternate), keywords [B, P], closed [B, 2, P] (from the start), continues [B, P];
+    stops [V] (Sections.stops)."""
+
+    ids: object
+    keywords: object
+    closed: object
+    continues: object
+    stops: np.ndarray
+
+
+def step_logits(tf, h_step, logits, h_prompt, prompt: PromptInputs, written, last, spec: HeadSpec):
     """The mixture's log-probabilities [B, V] for one sampling step: h_step [B, n] (the step's hidden
-    state), logits [B, V], the prompt's hidden states h_prompt [B, P, n], its ids and alternates
-    `ids` [B, 2, P], keyword positions `keywords` [B, P] bool and `written` [B, 2, P] (that id is in
-    the title already). Rows whose prompt has no keyword get the language model's log-probabilities."""
+    state), logits [B, V], the prompt's hidden states h_prompt [B, P, n], `prompt`, `written`
+    [B, 2, P] (that id is in the title already) and the step's input token `last` [B]. Rows whose
+    prompt has no keyword get the language model's log-probabilities."""
     h_step = tf.cast(h_step, tf.float32)[:, tf.newaxis]
-    gate, attn, _ = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), keywords[:, tf.newaxis],
-                             written[:, tf.newaxis], dim)
+    ids = prompt.ids
+    follows = _follows(tf, last[:, tf.newaxis], ids[:, 0], ids[:, 1], prompt.continues) if spec.follow else None
+    left = None
+    if spec.ending:
+        starts = tf.logical_and(prompt.keywords, tf.logical_not(prompt.continues))[:, tf.newaxis]
+        left = words_left(tf, starts, written[:, tf.newaxis], prompt.closed[:, 0])  # [B, 1]
+        logits = _stop_penalty(tf, logits, left[:, 0], prompt.stops[:logits.shape[-1]],
+                               _variables(tf, h_step.shape[-1], spec)[-1][0])
+    gate, attn, _ = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), prompt.keywords[:, tf.newaxis],
+                             written[:, tf.newaxis], spec, follows, left)
     gate, attn = gate[:, 0], attn[:, 0]  # [B], [B, 2, P]
     batch, n_vocab = tf.shape(logits)[0], tf.shape(logits)[1]
     rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis], tf.shape(ids))

@@ -65,17 +65,17 @@ class TokenScorer:
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
-        from pipeline.core.copy_head import HeadInputs, Sections, head_dim, head_variables, token_logprob
+        from pipeline.core.copy_head import HeadInputs, Sections, head_spec, head_variables, token_logprob
         from pipeline.core.transformer import Precision
         from pipeline.train import load_hparams, session_config
 
         self.enc = encoder.get_encoder(str(model_path))
         hp = load_hparams(model_path)
-        dim = head_dim(model_path)
+        spec = head_spec(model_path)
         self.graph = tf.Graph()
         with self.graph.as_default():
             self.tokens = tf.compat.v1.placeholder(tf.int32, [1, None])
-            self.head = HeadInputs(tf, Sections(self.enc, hp.n_vocab), dim) if dim else None
+            self.head = HeadInputs(tf, Sections(self.enc, hp.n_vocab), spec) if spec else None
             self.logprob = token_logprob(tf, hp, self.tokens, Precision(), head=self.head)[0]
             saver = tf.compat.v1.train.Saver(var_list=head_variables(tf))
             self.sess = tf.compat.v1.Session(graph=self.graph, config=session_config(tf))

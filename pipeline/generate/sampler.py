@@ -193,7 +193,7 @@ class Sampler:
         import tensorflow as tf
         from gpt_2_simple.src import encoder
 
-        from pipeline.core.copy_head import Sections, head_dim, head_variables
+        from pipeline.core.copy_head import Sections, head_spec, head_variables
         from pipeline.train import load_hparams, session_config
 
         self.model_path = Path(model_path)
@@ -207,8 +207,8 @@ class Sampler:
         self.bytes = byte_tables(self.enc, self.hparams.n_vocab)
         self.hook = hook
         # A model trained with the copy head samples from its mixed distribution (pipeline.core.copy_head).
-        self.head_dim = head_dim(self.model_path)
-        self.sections = Sections(self.enc, self.hparams.n_vocab) if self.head_dim else None
+        self.head = head_spec(self.model_path)
+        self.sections = Sections(self.enc, self.hparams.n_vocab) if self.head else None
         self.graph = tf.Graph()
         with self.graph.as_default():
             self._build(tf, settings)
@@ -218,7 +218,7 @@ class Sampler:
         self.graph.finalize()  # a later accidental op would rebuild per batch; fail loudly instead
 
     def _build(self, tf, settings: SamplingSettings) -> None:
-        from pipeline.core.copy_head import step_logits
+        from pipeline.core.copy_head import PromptInputs, step_logits
         from pipeline.core.transformer import forward
 
         hp = self.hparams
@@ -260,18 +260,19 @@ class Sampler:
         # The copy head's inputs: the keyword tokens of the prompt minus its last token and their
         # alternates, fed per batch; `written` (loop state) marks the candidates the title holds already.
         written0 = tf.zeros([batch, 2, 0], dtype=tf.bool)
-        if self.head_dim:
+        if self.head:
             self.keywords = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_keywords")
             self.alternates = tf.compat.v1.placeholder(tf.int32, [None, None], name="prompt_alternates")
             self.closed = tf.compat.v1.placeholder(tf.bool, [None, 2, None], name="prompt_closed")
+            self.continues = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_continues")
             candidates = tf.stack([self.context[:, :-1], self.alternates], axis=1)
+            prompt = PromptInputs(candidates, self.keywords, self.closed, self.continues, self.sections.stops)
             written0 = self.closed
 
         def body(step, cache, prev, tokens, done, logp, state, written):
             logits, cache, hidden = run_model(prev[:, tf.newaxis], cache)
-            if self.head_dim:
-                logits = step_logits(tf, hidden[:, -1], logits, h_prompt, candidates, self.keywords, written,
-                                     self.head_dim)
+            if self.head:
+                logits = step_logits(tf, hidden[:, -1], logits, h_prompt, prompt, written, prev, self.head)
             # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
@@ -287,7 +288,7 @@ class Sampler:
                                     tf.cast(live, tf.float32)], axis=1)
             ended = tf.reduce_all(tf.equal(tokens[:, -k:], tail[tf.newaxis, :]), axis=1)
             done = done | ended | tf.equal(token, special_end)
-            if self.head_dim:
+            if self.head:
                 written = written | tf.equal(candidates, token[:, tf.newaxis, tf.newaxis])
             return step + 1, cache, token, tokens, done, logp, state, written
 
@@ -329,11 +330,12 @@ class Sampler:
             raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
-        if self.head_dim:
+        if self.head:
             fed = [self.sections.prompt(p) for p in prompts]  # each prompt minus its last token is fed
-            inputs[self.keywords] = np.stack([keywords[:-1] for keywords, _, _ in fed])
-            inputs[self.alternates] = np.stack([alt[:-1] for _, alt, _ in fed])
-            inputs[self.closed] = np.stack([closed[:, :-1] for _, _, closed in fed])
+            inputs[self.keywords] = np.stack([keywords[:-1] for keywords, _, _, _ in fed])
+            inputs[self.alternates] = np.stack([alt[:-1] for _, alt, _, _ in fed])
+            inputs[self.closed] = np.stack([closed[:, :-1] for _, _, closed, _ in fed])
+            inputs[self.continues] = np.stack([continues[:-1] for _, _, _, continues in fed])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 

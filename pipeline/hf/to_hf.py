@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from pipeline.core.copy_head import head_dim
+from pipeline.core.copy_head import head_spec
 from pipeline.core.errors import InputError
 from pipeline.core.io import atomic_folder
 from pipeline.core.format import END_TOKEN
@@ -78,7 +78,7 @@ def export_hf(model_dir: Path, out: Path, *, train_done: Path | None = None, enc
             (tmp / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         card = model_card(hparams, done, _read_json(encode_stats), _read_json(model_dir / TRAINED_CATEGORIES),
                           untrained, run)
-        if head_dim(model_dir):
+        if head_spec(model_dir):
             # transformers' GPT-2 has no place for the head; the trunk alone is a complete language model.
             print(f"export-hf: warning: {model_dir} was trained with the copy head (model.copy_head); the export "
                   f"holds the transformer without it, which copies keywords less well", file=sys.stderr)

@@ -50,11 +50,11 @@ class Objective:
     the copy head the mixture's. `feed(batch)` gives the values for a [B, T] batch of windows."""
 
     def __init__(self, tf, hparams, precision: str, sections=None, devices: tuple[str, ...] = ()):
-        from pipeline.core.copy_head import DIM, HeadInputs, token_logprob
+        from pipeline.core.copy_head import HeadInputs, HeadSpec, token_logprob
         from pipeline.core.transformer import Precision
 
         self.x = tf.compat.v1.placeholder(tf.int32, [None, None])
-        self.head = HeadInputs(tf, sections, DIM) if sections is not None else None
+        self.head = HeadInputs(tf, sections, HeadSpec()) if sections is not None else None
         logp = token_logprob(tf, hparams, self.x, Precision(precision), head=self.head, recompute=True,
                              devices=devices)
         self.loss = -tf.reduce_mean(logp)
@@ -182,11 +182,10 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
     if s.copy_head:
         from gpt_2_simple.src import encoder
 
-        from pipeline.core.copy_head import DIM, HEAD_FILE, Sections
-        from pipeline.core.io import write_json
+        from pipeline.core.copy_head import HeadSpec, Sections
 
         sections = Sections(encoder.get_encoder(str(s.base_path)), hparams.n_vocab)
-        write_json(ckpt_path / HEAD_FILE, {"dim": DIM})
+        HeadSpec().write(ckpt_path)
     done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
     # Offset by the steps already done so a resumed run does not replay the same windows.
     windows = Windows(s.tokens, s.seed + done_before)

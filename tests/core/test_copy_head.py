@@ -37,7 +37,7 @@ def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(se
     # before the end marker's last token ('>').
     assert [(texts(enc, ids, k), texts(enc, ids, t)) for k, t in docs] == [
         ("harvest tomato", "@My first tomato harvest!<|endoftext|"), ("harvest tomato", "@" + cut)]
-    mask, alt, written = s.features(ids)
+    mask, alt, written, continues, left = s.features(ids)
     keywords, positions = docs[0]
     assert all(set(np.flatnonzero(mask[t])) == set(keywords) for t in positions)
     assert mask.sum() == sum(len(k) * len(t[t < len(ids) - 1]) for k, t in docs)
@@ -53,12 +53,14 @@ def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(se
 def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     enc, s = sections
     ids = enc.encode("<|startoftext|>~`gardening~^harvest tomato~@")
-    keywords, alt, closed = s.prompt(ids)
+    keywords, alt, closed, continues = s.prompt(ids)
     first = int(np.flatnonzero(keywords)[0])
     assert enc.decode([alt[first]]) == " harvest"
     # As written ('harvest' glued to the word before) it is closed; ' tomato' is open both ways.
     assert closed[:, first].tolist() == [True, False] and not closed[:, first + 1].any()
     assert texts(enc, ids, np.flatnonzero(keywords)) == "harvest tomato"
+    # 'harvest' after the marker is 'har' 'vest': 'vest' continues the word; ' tomato' does not.
+    assert [texts(enc, ids, [j]) for j in np.flatnonzero(continues)] == ["vest"]
 
 
 def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
@@ -70,23 +72,36 @@ def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
     logits = rng.normal(size=(1, prompt + 2, vocab)).astype(np.float32)
     keywords = np.zeros((1, prompt), bool)
     keywords[0, 2:4] = True
+    continues = np.zeros((1, prompt + 3), bool)
+    continues[0, 3] = True  # keyword token 3 continues the word of token 2 ...
+    tokens[0, prompt + 1] = tokens[0, 2]  # ... which the title writes: the step after follows it
     mask = np.zeros((1, prompt + 2, prompt + 3), bool)
     mask[0, prompt - 1:, :prompt] = keywords[0]  # the positions after the prompt copy its keywords
     written = rng.random((1, prompt + 2, 2, prompt + 3)) < 0.5
 
     class Inputs:  # what HeadInputs holds, as constants
-        dim = 4
+        spec = copy_head.HeadSpec(dim=4)
+
+    class Stops:  # the tokens that end a title, in a vocabulary of `vocab`
+        stops = np.arange(vocab) % 7 == 0
 
     head = Inputs()
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.set_random_seed(1)
         head.mask, head.alt, head.written = tf.constant(mask), tf.constant(alt), tf.constant(written)
+        head.continues = tf.constant(continues)
+        starts = mask & ~continues[:, np.newaxis]
+        closed0 = np.zeros((1, prompt + 3), bool)
+        head.left = tf.constant(copy_head.words_left(np, starts, written, closed0))
+        head.sections = Stops()
         train = copy_head.target_logprob(tf, tf.constant(hidden), tf.constant(logits), tf.constant(tokens), head)
         ids = tf.constant(np.stack([tokens[:, :prompt], alt[:, :prompt]], axis=1))
+        fed = copy_head.PromptInputs(ids, tf.constant(keywords), tf.constant(np.zeros((1, 2, prompt), bool)),
+                                     tf.constant(continues[:, :prompt]), Stops.stops)
         steps = [copy_head.step_logits(tf, tf.constant(hidden[:, t]), tf.constant(logits[:, t]),
-                                       tf.constant(hidden[:, :prompt]), ids, tf.constant(keywords),
-                                       tf.constant(written[:, t, :, :prompt]), 4)
+                                       tf.constant(hidden[:, :prompt]), fed, tf.constant(written[:, t, :, :prompt]),
+                                       tf.constant(tokens[:, t]), head.spec)
                  for t in range(prompt + 2)]
         with tf.compat.v1.Session(graph=graph) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
