@@ -60,7 +60,7 @@ class HeadSpec:
 
     dim: int = 64
     follow: bool = True
-    ending: bool = True
+    ending: bool = False  # model.copy_ending
 
     def write(self, model_path: Path) -> None:
         from pipeline.core.io import write_json

@@ -34,27 +34,27 @@ COPIED = ("hparams.json", "encoder.json", "vocab.bpe")
 @dataclass(frozen=True)
 class Session:
     """One training session: `steps` more steps of `checkpoint_dir/run_name` from the base model
-    in `base_path`, on `tokens` (the tokenised training text); copy_head: train the copy head
-    (pipeline.core.copy_head) with the trunk."""
+    in `base_path`, on `tokens` (the tokenised training text); copy_head: train a copy head of this
+    pipeline.core.copy_head.HeadSpec with the trunk (None: none)."""
 
     base_path: Path
     checkpoint_dir: Path
     tokens: np.ndarray
     steps: int
     seed: int
-    copy_head: bool = False
+    copy_head: object = None
 
 
 class Objective:
     """What a window is scored with, in the current graph: the language model's mean loss, or with
     the copy head the mixture's. `feed(batch)` gives the values for a [B, T] batch of windows."""
 
-    def __init__(self, tf, hparams, precision: str, sections=None, devices: tuple[str, ...] = ()):
-        from pipeline.core.copy_head import HeadInputs, HeadSpec, token_logprob
+    def __init__(self, tf, hparams, precision: str, sections=None, devices: tuple[str, ...] = (), spec=None):
+        from pipeline.core.copy_head import HeadInputs, token_logprob
         from pipeline.core.transformer import Precision
 
         self.x = tf.compat.v1.placeholder(tf.int32, [None, None])
-        self.head = HeadInputs(tf, sections, HeadSpec()) if sections is not None else None
+        self.head = HeadInputs(tf, sections, spec) if sections is not None else None
         logp = token_logprob(tf, hparams, self.x, Precision(precision), head=self.head, recompute=True,
                              devices=devices)
         self.loss = -tf.reduce_mean(logp)
@@ -83,13 +83,13 @@ def _devices(tf, multi_gpu: bool) -> tuple[str, ...]:
 
 class _Step:
     """The training graph: loss, gradients and the optimiser update of `t` (a TrainConfig);
-    sections: pipeline.core.copy_head.Sections when the copy head trains too."""
+    sections, spec: pipeline.core.copy_head.Sections and HeadSpec when the copy head trains too."""
 
-    def __init__(self, tf, t, hparams, devices, sections=None):
+    def __init__(self, tf, t, hparams, devices, sections=None, spec=None):
         from pipeline.core.copy_head import head_variables
 
         self.t = t
-        self.objective = Objective(tf, hparams, t.precision, sections, devices)
+        self.objective = Objective(tf, hparams, t.precision, sections, devices, spec)
         self.x, self.loss = self.objective.x, self.objective.loss
         # finetune's selection: every model variable, or only the transformer blocks' ones (and the head).
         self.variables = head_variables(tf)
@@ -182,10 +182,10 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
     if s.copy_head:
         from gpt_2_simple.src import encoder
 
-        from pipeline.core.copy_head import HeadSpec, Sections
+        from pipeline.core.copy_head import Sections
 
         sections = Sections(encoder.get_encoder(str(s.base_path)), hparams.n_vocab)
-        HeadSpec().write(ckpt_path)
+        s.copy_head.write(ckpt_path)
     done_before = read_counter(ckpt_path) if t.restore_from == "latest" else 0
     # Offset by the steps already done so a resumed run does not replay the same windows.
     windows = Windows(s.tokens, s.seed + done_before)
@@ -193,7 +193,7 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
     with graph.as_default():
         tf.compat.v1.set_random_seed(s.seed + done_before)
         devices = _devices(tf, t.multi_gpu)
-        step = _Step(tf, t, hparams, devices, sections)
+        step = _Step(tf, t, hparams, devices, sections, s.copy_head)
         samples = (_Samples(tf, t, hparams, s.base_path, s.checkpoint_dir / "samples" / t.run_name, s.seed + done_before)
                    if t.sample_every else None)
         saver = tf.compat.v1.train.Saver(var_list=step.variables, max_to_keep=t.max_checkpoints)
@@ -208,7 +208,8 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
             restored = [v for v in step.variables if v.name.startswith("model/") or v.name.split(":")[0] in saved]
             tf.compat.v1.train.Saver(var_list=restored).restore(sess, restore)
             if validator_factory is not None:
-                log.validate = validator_factory(sess, lambda: Objective(tf, hparams, t.precision, sections, devices))
+                log.validate = validator_factory(
+                    sess, lambda: Objective(tf, hparams, t.precision, sections, devices, s.copy_head))
 
             def save(n: int) -> None:
                 saver.save(sess, str(ckpt_path / "model"), global_step=n)

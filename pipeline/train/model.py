@@ -33,7 +33,9 @@ class ModelConfig:
     vocab_size entries trained on the run's encoded text) or "hf" (the transformers GPT-2 folder
     hf_dir, converted once into models_dir by pipeline.hf). copy_head: the run trains, with the
     model, a pointer from each title position to its keyword section's tokens; the sampler and the
-    scorers then use the mixed distribution (docs/quality.md, "The copy head").
+    scorers then use the mixed distribution (docs/quality.md, "The copy head"). copy_ending: the
+    head also learns to hold a title open while a keyword word is still to be written (more
+    unguided titles hold every keyword, guided ones end sooner: docs/quality.md).
     """
 
     kind: Literal["scratch", "released", "hf"] = "scratch"
@@ -49,8 +51,11 @@ class ModelConfig:
     bpe_min_frequency: int = 2
     hf_dir: str | None = None
     copy_head: bool = False  # train a copy head from titles to their keyword section (pipeline.core.copy_head)
+    copy_ending: bool = False  # with copy_head: its ending signal (pipeline.core.copy_head.HeadSpec)
 
     def __post_init__(self) -> None:
+        if self.copy_ending and not self.copy_head:
+            raise ConfigError("copy_ending: needs the copy head (model.copy_head: true)")
         if self.kind == "hf" and not self.hf_dir:
             raise ConfigError("hf_dir: model.kind hf needs the transformers model folder (model.hf_dir: PATH)")
         # gpt-2-simple's finetune always samples 1024-token windows.

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pipeline.core.copy_head import HeadSpec
 from pipeline.core.device import load_tensorflow, require_gpu
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
@@ -98,7 +99,7 @@ class TrainConfig:
             raise ConfigError(f"run_name: must be a plain folder name, got {self.run_name!r}")
 
 
-def _base_identity(base: BaseModel, copy_head: bool = False) -> dict:
+def _base_identity(base: BaseModel, copy_head: HeadSpec | None = None) -> dict:
     """What a checkpoint was trained from; a different base makes an old checkpoint useless.
 
     The folder's location is left out on purpose, so a moved or copied run folder still resumes.
@@ -109,10 +110,12 @@ def _base_identity(base: BaseModel, copy_head: bool = False) -> dict:
         identity["untrained"] = True
     if copy_head:  # a head switched on or off trains afresh: the checkpoint's variables differ
         identity["copy_head"] = True
+        if copy_head.ending:
+            identity["copy_ending"] = True
     return identity
 
 
-def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel, copy_head: bool = False) -> None:
+def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel, copy_head: HeadSpec | None = None) -> None:
     """Remove a checkpoint that was trained from another base model (vocabulary or size changed) or
     with the copy head switched the other way."""
     record = ckpt_path / BASE_RECORD
@@ -129,7 +132,7 @@ def _drop_stale_checkpoint(ckpt_path: Path, base: BaseModel, copy_head: bool = F
 
 
 def _session(t: TrainConfig, seed: int, base: BaseModel, dataset: Path, checkpoint_dir: Path, steps: int,
-             log: LossLog, val_tokens=None, copy_head: bool = False) -> str | None:
+             log: LossLog, val_tokens=None, copy_head: HeadSpec | None = None) -> str | None:
     """Train `steps` more steps (pipeline.train.loop) on the tokens in `dataset`; with `val_tokens`
     measure a validation loss (pipeline.train.validation). Returns why it stopped early, or None."""
     import numpy as np
@@ -191,7 +194,8 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     parts = _split(t, encoded) if t.val_fraction else None
     base = prepare_base_model(m, seed, encoded, scratch_dir.resolve(), parts[0] if parts else None)
     ckpt_path = checkpoint_dir / t.run_name
-    _drop_stale_checkpoint(ckpt_path, base, m.copy_head)
+    head = HeadSpec(ending=m.copy_ending) if m.copy_head else None
+    _drop_stale_checkpoint(ckpt_path, base, head)
     dataset = ckpt_path / "dataset.npz"
     val_tokens, source = None, encoded
     if parts:
@@ -211,7 +215,7 @@ def train(m: ModelConfig, t: TrainConfig, seed: int, encoded: Path, checkpoint_d
     if to_run > 0:
         print(f"train: {done_before} steps done, training {to_run} more on {n_tokens} tokens "
               f"from {base.path}", file=sys.stderr)
-        stopped = _session(t, seed, base, dataset, checkpoint_dir, to_run, capture, val_tokens, m.copy_head)
+        stopped = _session(t, seed, base, dataset, checkpoint_dir, to_run, capture, val_tokens, head)
         if stopped:
             print(f"train: stopped early at step {capture.last_row()['step']}: {stopped}", file=sys.stderr)
             write_json(stop_file, {"step": capture.last_row()["step"], "reason": stopped})

@@ -80,7 +80,7 @@ def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
     written = rng.random((1, prompt + 2, 2, prompt + 3)) < 0.5
 
     class Inputs:  # what HeadInputs holds, as constants
-        spec = copy_head.HeadSpec(dim=4)
+        spec = copy_head.HeadSpec(dim=4, ending=True)
 
     class Stops:  # the tokens that end a title, in a vocabulary of `vocab`
         stops = np.arange(vocab) % 7 == 0

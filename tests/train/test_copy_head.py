@@ -16,8 +16,8 @@ from tests.conftest import checkpoint, train_run
 def headed(trained, tmp_path_factory):
     cfg, _ = trained
     root = tmp_path_factory.mktemp("headed")
-    copy = dataclasses.replace(cfg, data_dir=str(root), model=dataclasses.replace(cfg.model, copy_head=True),
-                               train=dataclasses.replace(cfg.train, steps=40))
+    model = dataclasses.replace(cfg.model, copy_head=True, copy_ending=True)
+    copy = dataclasses.replace(cfg, data_dir=str(root), model=model, train=dataclasses.replace(cfg.train, steps=40))
     copy.paths.run_dir.mkdir(parents=True)
     shutil.copyfile(cfg.paths.encoded, copy.paths.encoded)
     return copy, train_run(copy)
@@ -29,7 +29,8 @@ def test_the_head_trains_beside_an_unchanged_trunk_and_resumes_with_it(headed):
     cfg, record = headed
     assert record["steps"] == 40 and json.loads((checkpoint(cfg) / HEAD_FILE).read_text())["dim"] > 0
     names = {n for n, _ in tf.train.list_variables(tf.train.latest_checkpoint(str(checkpoint(cfg))))}
-    assert {"copy/wq", "copy/wk", "copy/wg", "copy/bg", "copy/follow", "model/wte", "model/h0/attn/c_attn/w"} <= names
+    assert {"copy/wq", "copy/wk", "copy/wg", "copy/bg", "copy/follow", "copy/ending", "model/wte",
+            "model/h0/attn/c_attn/w"} <= names
     gate_bias = tf.train.load_variable(str(checkpoint(cfg)), "copy/bg")
     assert gate_bias[0] != -2.0  # trained away from its initial value
     more = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, steps=45))
