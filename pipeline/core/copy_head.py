@@ -16,13 +16,16 @@ already cannot be copied again (coverage: without it the head repeats a keyword,
 over and over); the language model may still repeat it. Follow (HeadSpec.follow): a keyword token
 that continues a word (its piece before it in the same word) gets a learned bonus, in its score
 and in the gate, where the title's last token is that piece before it; without it a small model
-copies a rare word's pieces out of order ('snorkel' -> 'sn el ... ork'). The head's variables live
+copies a rare word's pieces out of order ('snorkel' -> 'sn el ... ork'). Ending (HeadSpec.ending,
+model.copy_ending, off by default): while a keyword word is not in the title yet, a learned
+penalty on the tokens that end a title and a learned bonus in the gate. The head's variables live
 under `copy/`, so the trunk's names are gpt-2-simple's and a checkpoint without the head still loads.
 
     sections = Sections(enc, n_vocab)         # the vocabulary's bytes and spaced twins
-    mask, alt, written, continues = sections.features(ids)  # [T-1, T]: position t may copy token j;
-                        # [T]: the second id each token offers; [T-1, 2, T]: closed (already in the
-                        # title); [T]: token j continues the keyword word of token j - 1
+    mask, alt, written, continues, left = sections.features(ids)  # [T-1, T]: position t may copy
+                        # token j; [T]: the second id each token offers; [T-1, 2, T]: closed (already
+                        # in the title); [T]: token j continues the keyword word of token j - 1;
+                        # [T-1]: a keyword word is still to be written
     head = HeadInputs(tf, sections, HeadSpec())  # placeholders for them in a tf.compat.v1 graph
     logp = token_logprob(tf, hparams, tokens, precision, head=head)   # feed head.feed(batch)
 """
