@@ -16,7 +16,8 @@ prompt fed per batch and the candidates already written kept in the loop.
 Per-step logits processing has one hook point (`LogitsHook`) for per-sample logit
 biases with per-sample state (keyword guidance); with no hook the sampler is plain
 temperature / top-k / top-p sampling, which only ever finishes a begun end marker
-(`marker_rest`) or a begun multi-byte character (pipeline.generate.utf8).
+(`marker_rest`) or a begun multi-byte character (pipeline.generate.utf8), and opens no format
+section inside a title (`section_openers`).
 """
 from __future__ import annotations
 
@@ -27,7 +28,7 @@ from typing import Any, Protocol, Sequence
 import numpy as np
 
 from pipeline.core.errors import InputError
-from pipeline.core.format import BROKEN_MARKER, END_TOKEN
+from pipeline.core.format import BROKEN_MARKER, END_TOKEN, MARKER, SECTIONS
 from pipeline.generate.utf8 import byte_tables, complete_characters
 
 
@@ -114,6 +115,22 @@ def marker_rest(enc, n_vocab: int = 0) -> tuple[np.ndarray, list[int]]:
         rests.add(tuple(ids[cut[0]:]) if cut else ())
     rest = rests.pop() if len(rests) == 1 else ()
     return opener, list(rest)
+
+
+def section_openers(enc, n_vocab: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """What would open a format section inside a title (the format allows none: clean_text removes a
+    marker written before a section character), as masks over the vocabulary, at least `n_vocab`
+    long: (tokens whose text holds a marker and a section character right after it, tokens whose
+    text ends with a marker, tokens whose text begins with a section character)."""
+    size = max(len(enc.decoder), n_vocab)
+    inside, ends, begins = (np.zeros(size, dtype=bool) for _ in range(3))
+    sections = tuple(SECTIONS.values())
+    for idx in enc.decoder:
+        text = enc.decode([idx])
+        inside[idx] = any(MARKER + c in text for c in sections)
+        ends[idx] = text.endswith(MARKER)
+        begins[idx] = text.startswith(sections)
+    return inside, ends, begins
 
 
 def _top_k(tf, logits, k: int):
@@ -204,6 +221,7 @@ class Sampler:
         self.hparams = load_hparams(self.model_path)
         self.tail = end_tail(self.enc)
         self.opener, self.rest = marker_rest(self.enc, self.hparams.n_vocab)
+        self.sections_opened = section_openers(self.enc, self.hparams.n_vocab)
         self.bytes = byte_tables(self.enc, self.hparams.n_vocab)
         self.hook = hook
         # A model trained with the copy head samples from its mixed distribution (pipeline.core.copy_head).
@@ -238,6 +256,14 @@ class Sampler:
         # Left padding, so the look-back below never runs off a short prompt: a token that neither
         # begins nor continues a marker.
         pad = next(i for i in range(len(self.opener)) if not self.opener[i] and i not in rest)
+
+        inside, ends, begins = (tf.constant(m[:hp.n_vocab]) for m in self.sections_opened)
+
+        def no_section(logits, tokens):
+            """`logits` without the tokens that would open a section here: a weak model often breaks
+            a title off with '~@' and begins another, and decode keeps only the first."""
+            banned = inside[tf.newaxis, :] | (tf.gather(ends, tokens[:, -1])[:, tf.newaxis] & begins[tf.newaxis, :])
+            return tf.where(banned, tf.fill(tf.shape(logits), -1e10), logits)
 
         def finish_marker(logits, tokens):
             """`logits` with only the end marker's next token allowed in rows that have begun it."""
@@ -277,7 +303,7 @@ class Sampler:
             own = tf.nn.log_softmax(logits)
             if self.hook is not None:
                 logits, state = self.hook.step(logits, state, tokens, done)
-            logits = complete_characters(tf, finish_marker(logits, tokens), tokens, self.bytes)
+            logits = complete_characters(tf, finish_marker(no_section(logits, tokens), tokens), tokens, self.bytes)
             logits = logits / tf.cast(settings.temperature, tf.float32)
             logits = _top_p(tf, _top_k(tf, logits, settings.top_k), settings.top_p)
             token = tf.random.stateless_categorical(

@@ -57,6 +57,25 @@ def test_nucleus_fast_path_and_bands_keep_exactly_what_a_full_sort_keeps():
             assert (kept.sum(1) <= 16).all() if few else (kept.sum(1) > 16).all()
 
 
+def test_a_title_opens_no_section(trained):
+    from pipeline.core.format import MARKER, SECTIONS
+    from pipeline.generate.sampler import Sampler, SamplingSettings, section_openers
+
+    cfg, _ = trained
+    with Sampler(checkpoint(cfg), SamplingSettings(temperature=1.5, top_p=0.0)) as sampler:
+        inside, ends, begins = section_openers(sampler.enc)
+        assert sampler.decode([int(inside.nonzero()[0][0])]).count(MARKER) and ends.any() and begins.any()
+        # Hot sampling after a title that ends with a marker: no sample writes a section character
+        # next, nor a marker-and-section pair anywhere in the title.
+        prompt = sampler.encode(build_prefix("aww", ["dog"]) + "My dog " + MARKER)
+        assert ends[prompt[-1]]
+        for seed in range(3):
+            out = sampler.sample([prompt] * 8, length=20, seed=seed)
+            for row in out.tokens.tolist():
+                title = sampler.decode(row)[len(build_prefix("aww", ["dog"])):].split(END_TOKEN)[0]
+                assert not any(MARKER + c in title for c in SECTIONS.values()), title
+
+
 def test_a_begun_end_marker_is_finished_not_turned_into_a_new_document(trained):
     from pipeline.core.format import BROKEN_MARKER, START_TOKEN
     from pipeline.generate.sampler import Sampler, SamplingSettings, marker_rest
