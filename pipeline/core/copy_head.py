@@ -200,12 +200,10 @@ def words_left(xp, starts, written, closed):
     [..., Q, K] the first tokens of the keyword words, written [..., Q, 2, K] and closed [..., K]
     (the ids closed from the start, see Sections._alternates). A word counts as written once its
     first token is, as itself (unless closed: glued to the word before) or as its alternate."""
-    if xp is np:
-        as_is, alt = written[..., 0, :], written[..., 1, :]
-        return (starts & ~((as_is & ~closed[..., np.newaxis, :]) | alt)).any(axis=-1)
     as_is, alt = written[..., 0, :], written[..., 1, :]
-    covered = xp.logical_or(xp.logical_and(as_is, xp.logical_not(closed[..., xp.newaxis, :])), alt)
-    return xp.reduce_any(xp.logical_and(starts, xp.logical_not(covered)), axis=-1)
+    covered = xp.logical_or(xp.logical_and(as_is, xp.logical_not(closed[..., None, :])), alt)
+    left = xp.logical_and(starts, xp.logical_not(covered))
+    return left.any(axis=-1) if xp is np else xp.reduce_any(left, axis=-1)
 
 
 def _variables(tf, n_embd: int, spec: HeadSpec):
