@@ -27,6 +27,8 @@ import sys
 import time
 from pathlib import Path
 
+from pipeline.core.gpt2 import WINDOW
+
 OUT = Path("bench/out/train.json")
 SHAPES = {"default": {"n_vocab": 4001, "n_ctx": 1024, "n_embd": 256, "n_head": 2, "n_layer": 4},
           "124M": {"n_vocab": 50257, "n_ctx": 1024, "n_embd": 768, "n_head": 12, "n_layer": 12},
@@ -35,7 +37,6 @@ OPTIONS = {"fp32": {}, "bf16": {"bf16": True}, "xla": {"xla": True}, "xla+bf16":
            "finetune": {"finetune": True}}
 # Relative difference of the loss after the timed steps from fp32's that an option may have.
 LOSS_TOLERANCE = 0.02
-WINDOW = 1024
 
 
 def measure(shape: str, option: str, steps: int, threads: int) -> dict:

@@ -4,7 +4,7 @@ scratch, released, untrained stand-ins) and by pipeline.hf (a transformers folde
 MODEL_FILES: what such a folder holds, as OpenAI's released models do; SOURCE_FILE: the record
 beside a made model of what it was made from; load_hparams and write_checkpoint read and write it;
 TRAINED_CATEGORIES: the record beside a checkpoint of its training text's categories; token_bytes:
-what each token of its vocabulary spells, in bytes.
+what each token of its vocabulary spells, in bytes; WINDOW: the tokens of one training window.
 """
 from __future__ import annotations
 
@@ -20,6 +20,9 @@ SOURCE_FILE = "source.json"
 # Written beside a checkpoint by train: the categories of its training text (a sorted JSON list), so
 # generate can warn about a prompt category the model never saw and the hf export can list them.
 TRAINED_CATEGORIES = "categories.json"
+# Tokens in one training window: gpt-2-simple's finetune sampled 1024-token windows, and the
+# project's own training step keeps them, so a model needs n_ctx >= WINDOW.
+WINDOW = 1024
 
 
 def token_bytes(enc, size: int) -> list[bytes | None]:

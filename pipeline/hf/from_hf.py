@@ -15,13 +15,12 @@ import shutil
 from pathlib import Path
 
 from pipeline.core.errors import InputError
-from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, write_checkpoint
+from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, WINDOW, write_checkpoint
 from pipeline.core.io import atomic_folder
 from pipeline.core.paths import UNTRAINED_MARKER
 from pipeline.hf.names import PREFIX, expected_names, hf_name, to_tf_array
 
 READ = ("config.json", "model.safetensors", "vocab.json", "merges.txt")
-WINDOW = 1024  # gpt-2-simple's finetune samples 1024-token windows
 
 
 def check_folder(folder: Path) -> dict:

@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.format import START_TOKEN
+from pipeline.core.gpt2 import WINDOW
 from pipeline.core.io import write_text
 from pipeline.train.log import LossLog, read_counter
 
-WINDOW = 1024  # tokens in one training window, as finetune samples them
 SAMPLE_TOP_K = 40  # finetune's sample settings
 COPIED = ("hparams.json", "encoder.json", "vocab.bpe")
 

@@ -19,7 +19,7 @@ from typing import Literal
 
 from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import END_TOKEN
-from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, write_checkpoint
+from pipeline.core.gpt2 import MODEL_FILES, SOURCE_FILE, WINDOW, write_checkpoint
 
 DOWNLOAD_HOST = "openaipublic.blob.core.windows.net"
 
@@ -58,9 +58,9 @@ class ModelConfig:
             raise ConfigError("copy_ending: needs the copy head (model.copy_head: true)")
         if self.kind == "hf" and not self.hf_dir:
             raise ConfigError("hf_dir: model.kind hf needs the transformers model folder (model.hf_dir: PATH)")
-        # gpt-2-simple's finetune always samples 1024-token windows.
-        if self.n_ctx < 1024:
-            raise ConfigError(f"n_ctx: must be at least 1024 (gpt-2-simple trains on 1024-token windows), got {self.n_ctx}")
+        if self.n_ctx < WINDOW:
+            raise ConfigError(f"n_ctx: must be at least {WINDOW} (training draws {WINDOW}-token windows, as gpt-2-simple "
+                              f"did), got {self.n_ctx}")
         for key in ("n_embd", "n_layer", "n_head", "bpe_min_frequency"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1")

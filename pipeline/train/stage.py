@@ -23,11 +23,10 @@ from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.io import write_json
 from pipeline.core.paths import UNTRAINED_MARKER, RunPaths
 from pipeline.train.log import LossLog, dataset_tokens, read_counter
-from pipeline.core.gpt2 import SOURCE_FILE
+from pipeline.core.gpt2 import SOURCE_FILE, WINDOW
 from pipeline.train.model import BaseModel, ModelConfig, prepare_base_model, xla_environment
 from pipeline.train.validation import install_best
 
-from pipeline.train.loop import WINDOW
 BASE_RECORD = "base.json"
 SESSIONS_FILE = "sessions.json"
 EARLY_STOP_FILE = "early_stop.json"

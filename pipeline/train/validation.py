@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.core.format import parse
+from pipeline.core.gpt2 import WINDOW
 
-WINDOW = 1024
 MAX_WINDOWS = 16  # validation windows of WINDOW tokens measured each time (the first ones)
 
 
