@@ -299,8 +299,9 @@ class Sampler:
             logits, cache, hidden = run_model(prev[:, tf.newaxis], cache)
             if self.head:
                 logits = step_logits(tf, hidden[:, -1], logits, h_prompt, prompt, written, prev, self.head)
-            # Fluency is scored with the model's own distribution: before any hook, temperature or truncation.
-            own = tf.nn.log_softmax(logits)
+            # Fluency is scored with the model's own distribution: before any hook, temperature or truncation
+            # (the head's mixture is log-probabilities already).
+            own = logits if self.head else tf.nn.log_softmax(logits)
             if self.hook is not None:
                 logits, state = self.hook.step(logits, state, tokens, done)
             logits = complete_characters(tf, finish_marker(no_section(logits, tokens), tokens), tokens, self.bytes)
