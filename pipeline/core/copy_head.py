@@ -157,8 +157,10 @@ class Sections:
     def _alternates(self, ids: np.ndarray, docs) -> tuple[np.ndarray, np.ndarray]:
         """The second id each token offers the copy head [T] int32 (see the module doc), and which
         candidates are closed from the start [2, T] bool: a keyword word's first token written without
-        a space offers only its alternate (as written, it would glue the word to the one before).
-        docs: `documents(ids)`."""
+        a space offers only its alternate (as written, it would glue the word to the one before), and
+        the word's next pieces that the alternate spells already are closed both ways (' weird'
+        holds 'we' 'ird': left open, 'ird' would be copied on its own later, "Aird weird life");
+        they offer that alternate, so the piece after them follows it. docs: `documents(ids)`."""
         out = self.twins[ids].astype(np.int32)
         closed = np.zeros((2, len(ids)), dtype=bool)
         for keywords, _ in docs:
@@ -166,16 +168,21 @@ class Sections:
                 if self.bytes[ids[j]][:1] == b" " or (n and keywords[n - 1] == j - 1 and
                                                        self.bytes[ids[j - 1]][-1:] != b" "):
                     continue  # spaced already, or inside a word
-                word, prev = bytearray(), j - 1
+                word, prev, ends = bytearray(), j - 1, []
                 for k in keywords[n:]:  # the word: contiguous keyword tokens up to the next space
                     piece = self.bytes[ids[k]]
                     if k != prev + 1 or (word and piece[:1] == b" "):
                         break
                     word, prev = word + piece, k
+                    ends.append(len(word))
                 first = self.enc.encode(" " + word.decode("utf-8", "replace"))[:1]
                 if first and first[0] < len(self.twins):
                     out[j] = first[0]
                     closed[0, j] = True
+                    spelt = len(self.bytes[first[0]]) - 1  # the word's bytes the alternate holds
+                    for k, end in zip(range(j + 1, prev + 1), ends[1:]):
+                        if end <= spelt:
+                            out[k], closed[:, k] = first[0], True
         return out, closed
 
     def prompt(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

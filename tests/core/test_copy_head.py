@@ -56,11 +56,20 @@ def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     keywords, alt, closed, continues = s.prompt(ids)
     first = int(np.flatnonzero(keywords)[0])
     assert enc.decode([alt[first]]) == " harvest"
-    # As written ('harvest' glued to the word before) it is closed; ' tomato' is open both ways.
-    assert closed[:, first].tolist() == [True, False] and not closed[:, first + 1].any()
+    # As written ('harvest' glued to the word before) it is closed. 'harvest' after the marker is
+    # 'har' 'vest': 'vest' continues the word, and ' harvest' spells it already, so it is closed both
+    # ways and offers ' harvest' (left open, it would be copied on its own later). ' tomato' is open.
+    assert closed[:, first].tolist() == [True, False] and closed[:, first + 1].all()
+    assert enc.decode([alt[first + 1]]) == " harvest" and not closed[:, first + 2].any()
     assert texts(enc, ids, np.flatnonzero(keywords)) == "harvest tomato"
-    # 'harvest' after the marker is 'har' 'vest': 'vest' continues the word; ' tomato' does not.
     assert [texts(enc, ids, [j]) for j in np.flatnonzero(continues)] == ["vest"]
+    # Pieces the spaced word's first token does not spell stay open: 'Rewilding' is 'Rew' 'ild' 'ing'
+    # after the marker and ' Rew' 'ild' 'ing' in a title.
+    ids = enc.encode("<|startoftext|>~`gardening~^Rewilding~@")
+    keywords, alt, closed, continues = s.prompt(ids)
+    pieces = np.flatnonzero(keywords)
+    assert texts(enc, ids, pieces) == "Rewilding" and enc.decode([alt[pieces[0]]]) == " Rew"
+    assert not closed[:, pieces[1:]].any() and continues[pieces[1:]].all()
 
 
 def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
