@@ -57,13 +57,17 @@ _DOC = re.compile(re.escape(_KEYWORDS) + b"(.*?)" + re.escape(_TITLE) + b"(.*?)(
 
 @dataclass(frozen=True)
 class HeadSpec:
-    """The copy head's shape: the width of its query and keys, whether it has the follow bonus, and
-    whether it has the ending signal: where a keyword word is still to be written, a learned
-    penalty on the tokens that end a title (Sections.stops) and a learned bonus in the gate."""
+    """The copy head's shape: the width of its query and keys, whether it has the follow bonus, whether
+    it has the ending signal (where a keyword word is still to be written, a learned penalty on the
+    tokens that end a title, Sections.stops, and a learned bonus in the gate), and whether a word's
+    continuing pieces are copied only after the piece before them."""
 
     dim: int = 64
     follow: bool = True
     ending: bool = False  # model.copy_ending
+    # With follow: a piece that continues a keyword word is copied only right after the piece before
+    # it (or that piece's alternate); left open, 'pr' 'oud' gave "Whichoud brag".
+    chain: bool = True
 
     def write(self, model_path: Path) -> None:
         from pipeline.core.io import write_json
@@ -73,12 +77,13 @@ class HeadSpec:
 
 def head_spec(model_path: Path) -> HeadSpec | None:
     """The copy head recorded beside the checkpoint in `model_path`, or None (no head). A head
-    recorded before the follow bonus or the ending signal existed has none of them."""
+    recorded before the follow bonus, the ending signal or the chain rule existed has none of them."""
     path = Path(model_path) / HEAD_FILE
     if not path.is_file():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
-    return HeadSpec(dim=saved["dim"], follow=saved.get("follow", False), ending=saved.get("ending", False))
+    return HeadSpec(dim=saved["dim"], follow=saved.get("follow", False), ending=saved.get("ending", False),
+                    chain=saved.get("chain", False))
 
 
 class Sections:
@@ -228,18 +233,21 @@ def _variables(tf, n_embd: int, spec: HeadSpec):
     return wq, wk, wg, bg, follow, ending
 
 
-def _pointer(tf, h_query, h_keys, allowed, written, spec: HeadSpec, follows=None, left=None):
+def _pointer(tf, h_query, h_keys, allowed, written, spec: HeadSpec, follows=None, left=None, continues=None):
     """Gate [B, Q], attention [B, Q, 2, K] of queries h_query [B, Q, n] over keys h_keys [B, K, n], and
     whether a row may copy at all [B, Q]: candidates where `allowed` [B, Q, K] and not `written`
     [B, Q, 2, K] (the candidate's id is in the title already). Rows with nothing to copy get gate 0.
     follows [B, Q, K] (with spec.follow): key j continues the word whose previous piece the query's
-    token is; it adds the learned bonus to j's scores and, where such a j is open, to the gate.
+    token is; it adds the learned bonus to j's scores and, where such a j is open, to the gate; with
+    spec.chain, a key that continues a word (continues [B, K]) is open only where it follows.
     left [B, Q] (with spec.ending): a keyword word is still to be written; it adds a learned bonus to the gate."""
     n_embd = h_query.shape[-1]
     wq, wk, wg, bg, follow, ending = _variables(tf, n_embd, spec)
     q = tf.einsum("bqn,nd->bqd", h_query, wq) / np.float32(np.sqrt(spec.dim))
     k = tf.einsum("bkn,cnd->bckd", h_keys, wk)
     scores = tf.einsum("bqd,bckd->bqck", q, k)
+    if spec.chain and follows is not None:
+        allowed = tf.logical_and(allowed, tf.logical_or(tf.logical_not(continues[:, tf.newaxis, :]), follows))
     open_ = tf.logical_and(allowed[:, :, tf.newaxis, :], tf.logical_not(written))
     gate_logit = tf.einsum("bqn,no->bqo", h_query, wg)[..., 0] + bg
     if follow is not None:
@@ -303,7 +311,7 @@ def target_logprob(tf, hidden, logits, tokens, head: HeadInputs):
     lm = -tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets, logits=logits)
     follows = _follows(tf, tokens[:, :-1], tokens, head.alt, head.continues) if spec.follow else None
     gate, attn, has = _pointer(tf, hidden[:, :-1], hidden, head.mask, head.written, spec, follows,
-                               head.left if spec.ending else None)
+                               head.left if spec.ending else None, head.continues)
     ids = tf.stack([tokens, head.alt], axis=1)  # [B, 2, T]
     hit = tf.cast(tf.equal(ids[:, tf.newaxis], targets[:, :, tf.newaxis, tf.newaxis]), tf.float32)  # [B, T-1, 2, T]
     copied = tf.reduce_sum(attn * hit, axis=[2, 3])
@@ -339,7 +347,7 @@ def step_logits(tf, h_step, logits, h_prompt, prompt: PromptInputs, written, las
         logits = _stop_penalty(tf, logits, left[:, 0], prompt.stops[:logits.shape[-1]],
                                _variables(tf, h_step.shape[-1], spec)[-1][0])
     gate, attn, _ = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), prompt.keywords[:, tf.newaxis],
-                             written[:, tf.newaxis], spec, follows, left)
+                             written[:, tf.newaxis], spec, follows, left, prompt.continues)
     gate, attn = gate[:, 0], attn[:, 0]  # [B], [B, 2, P]
     batch, n_vocab = tf.shape(logits)[0], tf.shape(logits)[1]
     rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis], tf.shape(ids))

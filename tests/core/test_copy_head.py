@@ -124,3 +124,37 @@ def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():
     # Where nothing may be copied (or all of it is written already) the loss is the language model's alone.
     lm = logits[0, 0] - np.log(np.exp(logits[0, 0]).sum())
     assert train[0, 0] == pytest.approx(lm[tokens[0, 1]], abs=1e-5)
+
+
+def test_a_continuing_piece_is_copied_only_right_after_the_piece_before_it():
+    # Prompt keyword tokens 'pr' (id 3) 'oud' (id 4, continues it); a step whose last token is
+    # another id gets no copy mass on 'oud' (left open, a small model wrote "Whichoud brag").
+    rng = np.random.default_rng(1)
+    n, vocab = 8, 12
+    ids = np.array([[[3, 4], [5, 6]]], np.int32)  # [B, 2, P]: the tokens, then their alternates
+    logits = rng.normal(size=(1, vocab)).astype(np.float32)
+    lm = np.exp(logits[0]) / np.exp(logits[0]).sum()
+
+    def mixture(last, chain):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.set_random_seed(1)
+            fed = copy_head.PromptInputs(tf.constant(ids), tf.constant([[True, True]]),
+                                         tf.constant(np.zeros((1, 2, 2), bool)), tf.constant([[False, True]]),
+                                         np.zeros(vocab, bool))
+            out = copy_head.step_logits(tf, tf.constant(rng.normal(size=(1, n)).astype(np.float32)),
+                                        tf.constant(logits), tf.constant(rng.normal(size=(1, 2, n)).astype(np.float32)),
+                                        fed, tf.constant(np.zeros((1, 2, 2), bool)), tf.constant([last], tf.int32),
+                                        copy_head.HeadSpec(dim=4, chain=chain))
+            with tf.compat.v1.Session(graph=graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                return np.exp(sess.run(out)[0])
+
+    after_other, after_piece, unchained = mixture(9, True), mixture(3, True), mixture(9, False)
+    gate_lm = after_other[9] / lm[9]  # (1 - gate): token 9 is never copied
+    assert after_other[4] == pytest.approx(gate_lm * lm[4], rel=1e-5)  # 'oud': the language model's share only
+    assert after_other[3] > gate_lm * lm[3] * 1.01  # the word's first piece is still offered
+    assert after_piece[4] > 0.5  # right after 'pr' the follow bonus makes 'oud' the likely copy
+    assert unchained[4] > after_other[4] * 1.01  # without the rule it could be copied anywhere
+    for probs in (after_other, after_piece, unchained):
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
