@@ -71,6 +71,20 @@ def spellings(keyword: str) -> list[str]:
     return [" " + words, " " + upper, words, upper]
 
 
+def spelt_by_another(keywords: Sequence[str]) -> list[bool]:
+    """For each keyword, whether another keyword of the same prompt holds its words, in order and
+    case aside ('food' in 'Street-food'; of two equal keywords, the later one): writing the longer
+    one writes it too. The encoder often extracts both; steered apart, titles said 'food Street food'."""
+    split = [keyword.replace("-", " ").lower().split() for keyword in keywords]
+
+    def inside(short: list[str], long: list[str]) -> bool:
+        return any(long[i:i + len(short)] == short for i in range(len(long) - len(short) + 1))
+
+    return [bool(words) and any(j != i and inside(words, other) and (other != words or j < i)
+                                for j, other in enumerate(split))
+            for i, words in enumerate(split)]
+
+
 # With `shape: length`, a keyword still owed past its due word is pulled up to this many times `strength`.
 OVERDUE_MAX = 2.0
 # spellings() gives N_FORMS forms; these are the ones without a leading space.
@@ -129,12 +143,15 @@ class KeywordGuidance:
 
         Only the leading-space spellings with the fewest tokens are pulled toward: a form the BPE
         splits more finely starts with a short piece (' G' of ' Gym') that begins many other
-        words, and pulling it writes those instead.
+        words, and pulling it writes those instead. A keyword that another one spells already
+        (spelt_by_another) gets an empty slot: it is written with that one.
         """
         shape = (len(keyword_lists), self.gcfg.max_keywords, N_FORMS)
+        steered = [list(keywords)[: self.gcfg.max_keywords] for keywords in keyword_lists]
         spelled = {(b, s, f): self.enc.encode(form)
-                   for b, keywords in enumerate(keyword_lists)
-                   for s, keyword in enumerate(list(keywords)[: self.gcfg.max_keywords])
+                   for b, keywords in enumerate(steered)
+                   for s, (keyword, covered) in enumerate(zip(keywords, spelt_by_another(keywords)))
+                   if not covered
                    for f, form in enumerate(spellings(keyword))}
         ids = np.full(shape + (max(map(len, spelled.values()), default=0) + 1,), -1, dtype=np.int32)
         lens = np.zeros(shape, dtype=np.int32)

@@ -57,8 +57,9 @@ def test_only_the_shortest_leading_space_spellings_are_pulled(trained):
     assert hook.keyword_table([("dog",)])[1][0, 1].sum() == 0
 
 
-def _written_after(hook, enc, prompt: str, continuation: list[int]):
-    """Run the hook's step over `continuation` (tokens after `prompt`) in a graph; the final `used` flags."""
+def _written_after(hook, enc, prompt: str, continuation: list[int], keywords=("dog", "moon")):
+    """Run the hook's step over `continuation` (tokens after `prompt`) in a graph; the final `used` flags
+    of `keywords`."""
     import tensorflow as tf
 
     with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
@@ -69,7 +70,7 @@ def _written_after(hook, enc, prompt: str, continuation: list[int]):
             if token is not None:
                 tokens = tf.concat([tokens, tf.constant([[token]], dtype=tf.int32)], axis=1)
             _, state = hook.step(tf.zeros([1, hook.n_vocab]), state, tokens, tf.zeros([1], tf.bool))
-        return sess.run(state[0], feed_dict=hook.feed([("dog", "moon")]))[0].tolist()
+        return sess.run(state[0], feed_dict=hook.feed([keywords]))[0].tolist()
 
 
 def test_a_keyword_counts_once_its_word_is_complete(trained):
@@ -320,3 +321,22 @@ def test_a_spelling_begun_within_the_budget_is_finished_past_it(trained):
     assert greek[0] not in filler
     late = _allowed_per_step(hook, enc, first + filler + greek[:3])
     assert all(a is None for a in late[2:])
+
+
+def test_a_keyword_another_one_spells_is_written_with_it(trained):
+    from pipeline.generate.guidance import spelt_by_another
+
+    assert spelt_by_another(["food", "Street-food"]) == [True, False]
+    assert spelt_by_another(["gene", "CRISPR-gene-therapy", "Gene"]) == [True, False, True]
+    assert spelt_by_another(["dog", "dog"]) == [False, True]  # one of two equal keywords is steered
+    assert spelt_by_another(["dog", "doghouse", "big-dog-days"]) == [True, False, False]
+    assert spelt_by_another(["hot-dog", "dog-house"]) == [False, False]
+    hook, enc = _hook(trained, strength=1.0, max_keywords=3)
+    _, lens, pull = hook.keyword_table([("dog", "big-dog", "moon")])
+    assert lens[0, 0].sum() == 0 and not pull[0, 0].any()  # an empty slot: written from the start
+    assert lens[0, 1].all() and lens[0, 2].all()
+    # 'big dog' writes 'dog' too, so the title is done with both.
+    hook, enc = _hook(trained, strength=1.0, max_keywords=2)
+    prompt = build_prefix("aww", ["dog", "big-dog"])
+    assert _written_after(hook, enc, prompt, enc.encode(" big dog ate"), ("dog", "big-dog")) == [True, True]
+    assert _written_after(hook, enc, prompt, enc.encode(" big cat"), ("dog", "big-dog")) == [True, False]
