@@ -13,8 +13,9 @@ each sample aims at a length in words drawn from its category's training titles
 (pipeline.generate.title_lengths): each keyword's pull rises from nothing to `strength` over its share of
 that length, and `end_bias` waits until the title is that long; `hold_end` forbids closing the
 title before that share of the length (within the budget). With strength 0 the logits are
-left exactly as they are, so the output equals the unguided sampler's.
-See docs/decisions.md, "Keyword guidance", for the reasons behind each rule.
+left exactly as they are, so the output equals the unguided sampler's. A keyword that another
+keyword of the prompt spells ('food' beside 'Street-food') gets no pull of its own: it is written
+with that one. See docs/decisions.md, "Keyword guidance", for the reasons behind each rule.
 """
 from __future__ import annotations
 
