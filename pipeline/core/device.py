@@ -71,6 +71,40 @@ def load_tensorflow(who: str, announce: bool = True):
     return tf
 
 
+# CPU flags (Linux /proc/cpuinfo) of instructions that multiply bfloat16 natively; without them
+# TensorFlow's oneDNN emulates bf16 and a bf16 step is slower than fp32 (AMD EPYC with AVX2 only:
+# 0.86x; a CPU with AVX-512 BF16: 1.55x, docs/benchmarks.md).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str = "/proc/cpuinfo") -> set[str]:
+    """The first CPU's feature flags, from a Linux `cpuinfo` file; empty where there is none."""
+    try:
+        with open(cpuinfo, encoding="utf-8") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def native_bf16(tf, cpuinfo: str = "/proc/cpuinfo") -> tuple[bool, str]:
+    """Whether the devices TensorFlow trains on multiply bfloat16 natively, and why, in words:
+    every visible GPU of compute capability 8.0 (Ampere) or newer, or, with no GPU, a CPU with
+    one of BF16_CPU_FLAGS."""
+    gpus = tf.config.list_physical_devices("GPU")
+    if gpus:
+        caps = [tf.config.experimental.get_device_details(g).get("compute_capability") or (0, 0) for g in gpus]
+        ok = all(tuple(c) >= (8, 0) for c in caps)
+        return ok, f"GPU compute capability {', '.join('%d.%d' % tuple(c) for c in caps)}" + (
+            "" if ok else " (bfloat16 needs 8.0 or newer)")
+    flags = cpu_flags(cpuinfo) & set(BF16_CPU_FLAGS)
+    if flags:
+        return True, f"the CPU has {', '.join(sorted(flags))}"
+    return False, "the CPU has no bfloat16 instructions (" + " or ".join(BF16_CPU_FLAGS) + "), where bf16 is slower"
+
+
 def require_gpu(tf, key: str, off: str = "0") -> None:
     """ConfigError naming `key` and the fix when a config asks for a GPU and TensorFlow sees none:
     a run meant for a GPU must not go on silently on the CPU."""

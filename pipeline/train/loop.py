@@ -75,6 +75,21 @@ class Windows:
         return np.stack([self.tokens[s:s + WINDOW] for s in starts])
 
 
+def resolve_precision(tf, t):
+    """`t` (a TrainConfig) with precision "auto" made "bf16" or "fp32" for the devices `tf` trains on,
+    the choice and its reason printed; any other precision as it is."""
+    if t.precision != "auto":
+        return t
+    from dataclasses import replace
+
+    from pipeline.core.device import native_bf16
+
+    native, why = native_bf16(tf)
+    precision = "bf16" if native else "fp32"
+    print(f"train: precision auto -> {precision}: {why}", file=sys.stderr, flush=True)
+    return replace(t, precision=precision)
+
+
 def _devices(tf, multi_gpu: bool) -> tuple[str, ...]:
     if not multi_gpu:
         return ()
@@ -173,6 +188,7 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
     from pipeline.train.model import session_config
 
     tf = load_tensorflow("train")
+    t = resolve_precision(tf, t)
     ckpt_path = s.checkpoint_dir / t.run_name
     ckpt_path.mkdir(parents=True, exist_ok=True)
     for name in COPIED:  # the checkpoint folder is a model folder of its own, as finetune leaves it

@@ -42,7 +42,8 @@ class TrainConfig:
     precision: "fp32", or "bf16": matrix products in bfloat16, norms, softmax, residual stream and
     loss in float32, variables float32 (pipeline.core.transformer). bfloat16 has float32's range, so
     it needs no loss scaling, on a CPU with AVX-512 BF16 or a GPU from Ampere on; float16 is not
-    offered (it would need loss scaling).
+    offered (it would need loss scaling). "auto": bf16 where the devices multiply bfloat16
+    natively, fp32 elsewhere (pipeline.core.device.native_bf16); the train line says which.
     use_memory_saving_gradients: kept for finetune's configs and changes nothing: the step always
     recomputes attention in its backward pass (pipeline.core.transformer), the saving that matters.
     xla: compile the training step with XLA (auto-clustering; on a CPU through TF_XLA_FLAGS).
@@ -65,7 +66,7 @@ class TrainConfig:
     use_memory_saving_gradients: bool = False
     only_train_transformer_layers: bool = False
     multi_gpu: bool = False
-    precision: Literal["fp32", "bf16"] = "fp32"
+    precision: Literal["fp32", "bf16", "auto"] = "fp32"
     xla: bool = False
     threads: int = 0
     seed: int | None = None

@@ -47,3 +47,29 @@ def test_a_config_asking_for_a_gpu_without_one_is_one_clear_error(trained):
     multi = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, multi_gpu=True))
     with pytest.raises(ConfigError, match="train.multi_gpu: asks for a GPU.*train.multi_gpu=false"):
         run_stage(BY_NAME["train"], multi)
+
+
+def test_precision_auto_takes_bf16_only_where_the_cpu_multiplies_it(tmp_path):
+    import tensorflow as tf
+
+    from pipeline.core.device import cpu_flags, native_bf16
+    from pipeline.train.loop import resolve_precision
+    from pipeline.train.stage import TrainConfig
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("the CPU rule is for machines without a GPU")
+    zen = tmp_path / "zen"
+    zen.write_text("processor\t: 0\nflags\t\t: fpu sse2 avx avx2 fma\n\nprocessor\t: 1\nflags\t\t: fpu\n")
+    sapphire = tmp_path / "sapphire"
+    sapphire.write_text("processor\t: 0\nflags\t\t: avx2 avx512f avx512_bf16 amx_bf16 amx_tile\n")
+    assert cpu_flags(str(zen)) == {"fpu", "sse2", "avx", "avx2", "fma"}
+    assert cpu_flags(str(tmp_path / "absent")) == set()
+    native, why = native_bf16(tf, str(zen))
+    assert not native and "slower" in why
+    native, why = native_bf16(tf, str(sapphire))
+    assert native and "amx_bf16, avx512_bf16" in why
+    # This machine: auto follows its /proc/cpuinfo; fp32 and bf16 are kept as asked.
+    here = "bf16" if cpu_flags() & {"avx512_bf16", "amx_bf16"} else "fp32"
+    assert resolve_precision(tf, TrainConfig(precision="auto")).precision == here
+    for asked in ("fp32", "bf16"):
+        assert resolve_precision(tf, TrainConfig(precision=asked)).precision == asked
