@@ -139,12 +139,13 @@ class Sections:
         written = np.zeros((len(ids) - 1, 2, len(ids)), dtype=bool)
         for keywords, positions in docs:
             candidates = np.stack([ids[keywords], alt[keywords]])  # [2, k]
-            seen: set[int] = set()
-            for t in positions[positions < len(ids) - 1]:
-                if t != positions[0]:  # the first position holds the title marker, not a title token
-                    seen.add(int(ids[t]))
-                mask[t, keywords] = True
-                written[t][:, keywords] = np.isin(candidates, list(seen)) | closed[:, keywords]
+            rows = positions[positions < len(ids) - 1]
+            # The title so far at each copying position: its tokens after the first position (which
+            # holds the title marker), the position's own included.
+            title = np.where(rows == positions[0], -1, ids[rows])
+            seen = np.logical_or.accumulate(title[:, None, None] == candidates[None], axis=0)  # [rows, 2, k]
+            mask[np.ix_(rows, keywords)] = True
+            written[np.ix_(rows, [0, 1], keywords)] = seen | closed[:, keywords]
         continues = self._continues(ids, docs)
         starts = mask & ~continues  # [T-1, T]: the words' first tokens a position may copy
         left = words_left(np, starts, written, closed[0])
