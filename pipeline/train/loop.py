@@ -19,6 +19,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -26,6 +27,9 @@ from pipeline.core.format import START_TOKEN
 from pipeline.core.gpt2 import WINDOW
 from pipeline.core.io import write_text
 from pipeline.train.log import LossLog, read_counter
+
+if TYPE_CHECKING:
+    from pipeline.core.copy_head import HeadSpec
 
 SAMPLE_TOP_K = 40  # finetune's sample settings
 COPIED = ("hparams.json", "encoder.json", "vocab.bpe")
@@ -42,7 +46,7 @@ class Session:
     tokens: np.ndarray
     steps: int
     seed: int
-    copy_head: object = None
+    copy_head: HeadSpec | None = None
 
 
 class Objective:
