@@ -358,11 +358,9 @@ class Sampler:
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
         if self.head:
-            fed = [self.sections.prompt(p) for p in prompts]  # each prompt minus its last token is fed
-            inputs[self.keywords] = np.stack([keywords[:-1] for keywords, _, _, _ in fed])
-            inputs[self.alternates] = np.stack([alt[:-1] for _, alt, _, _ in fed])
-            inputs[self.closed] = np.stack([closed[:, :-1] for _, _, closed, _ in fed])
-            inputs[self.continues] = np.stack([continues[:-1] for _, _, _, continues in fed])
+            fed = zip(*(self.sections.prompt(p) for p in prompts))  # each prompt minus its last token is fed
+            for placeholder, parts in zip((self.keywords, self.alternates, self.closed, self.continues), fed):
+                inputs[placeholder] = np.stack([part[..., :-1] for part in parts])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)
 
