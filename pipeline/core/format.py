@@ -43,6 +43,16 @@ _BROKEN_MARKER_RUN = re.compile(re.escape(BROKEN_MARKER[0]) + re.escape(BROKEN_M
 BROKEN_END = END_TOKEN[-2:]
 _BROKEN_END_RUN = re.compile(re.escape(BROKEN_END[0]) + "+" + re.escape(BROKEN_END[1]))
 _MARKER_NAME = END_TOKEN[2:-2]  # 'endoftext', dropped when written right before a broken end
+_MARKER_NAMES = (START_TOKEN[2:-2], _MARKER_NAME)
+
+
+def closes_title(piece: str) -> bool:
+    """Whether a piece of generated text (a token's), written inside a title, would end the title for
+    `parse` or begin what does: the end marker's first character, the section marker, the marker's
+    end ('|>', or a '|' that a '>' would complete) or a marker's name ('endoftext' written without
+    its '<|', which a model held off '<|' writes instead)."""
+    return (END_TOKEN[0] in piece or MARKER in piece or BROKEN_END in piece or piece.endswith(BROKEN_END[0])
+            or any(name in piece for name in _MARKER_NAMES))
 _WORD = re.compile(r"\w")
 _SPACE_RUN = re.compile(r"\s+")
 _NON_WORD_RUN = re.compile(r"[^\w]+")

@@ -26,7 +26,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.format import END_TOKEN, MARKER
+from pipeline.core.format import END_TOKEN, closes_title
 
 
 @dataclass(frozen=True)
@@ -96,8 +96,8 @@ BARE_FORMS = np.array([False, False, True, True])
 def token_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Three [n_vocab] bool tables over the model's tokens.
 
-    closing: tokens that would close the title for the decoder (they contain the section marker
-    or the first character of the end marker); ending: those that can begin the end marker;
+    closing: tokens that would close the title for the decoder or begin what does
+    (pipeline.core.format.closes_title); ending: those that can begin the end marker;
     word_cont: tokens whose text starts with a letter or digit, i.e. that glue onto the word before.
     """
     closing, ending, word_cont = (np.zeros(n_vocab, dtype=bool) for _ in range(3))
@@ -105,7 +105,7 @@ def token_tables(enc, n_vocab: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]
         if idx < n_vocab:
             text = enc.decode([idx])
             ending[idx] = END_TOKEN[0] in text
-            closing[idx] = ending[idx] or MARKER in text
+            closing[idx] = closes_title(text)
             word_cont[idx] = text[:1].isalnum()
     return closing, ending, word_cont
 

@@ -2,7 +2,7 @@
 import pytest
 
 from pipeline.core.format import (END_TOKEN, START_TOKEN, Document, build_document, build_prefix, clean_text,
-                             normalise_category, normalise_keyword, parse, section_regex)
+                             closes_title, normalise_category, normalise_keyword, parse, section_regex)
 
 TRICKY_TITLES = [
     "What is the weirdest thing your dog ate?",
@@ -56,6 +56,22 @@ def test_a_title_is_cut_at_the_end_markers_tail_too():
                         ("endoftext|> and more", ""), ("Why not|>?", "Why not")):
         doc, finished, cut = parse(f"{START_TOKEN}~`a~^x~@{title}{END_TOKEN}")
         assert (doc.title, finished, cut) == (kept, True, True), title
+
+
+def test_a_piece_closes_a_title_when_parse_would_end_it_there_or_what_follows_it_would():
+    def title_after(piece: str) -> str:
+        return parse(f"{START_TOKEN}~`a~^x~@My dog{piece} ran{END_TOKEN}").document.title
+
+    # Whatever parse cuts or ends the title at closes it ...
+    for piece in ("<|", "?<|", "~@", "~}", "|>", "endoftext|>", " text|>"):
+        assert title_after(piece) != f"My dog{piece} ran" and closes_title(piece), piece
+    # ... and so does what only begins it: the marker's opener, a '|' that '>' would complete, a marker's
+    # name (a model held off '<|' writes 'endoftext|>' instead: 'Reendoftext|>').
+    for piece in ("<", " <", "|", "endoftext", "Reendoftext", "startoftext", "~"):
+        assert closes_title(piece), piece
+    # Ordinary text does not, nor the marker's pieces that are ordinary words or characters.
+    for piece in (" dog", "ing", " end", "of", "text", ">", " > ", "!", "\n"):
+        assert title_after(piece) == f"My dog{piece} ran" and not closes_title(piece), piece
 
 
 def test_body_section_and_absent_sections():

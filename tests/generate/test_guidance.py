@@ -218,6 +218,21 @@ def test_hold_end_keeps_a_title_open_until_its_share_of_the_target_length(traine
     assert all(b >= f for b, f in zip(banned, free)) and sum(banned) > sum(free)
 
 
+def test_the_end_is_held_against_every_token_the_decoder_would_end_the_title_at(trained):
+    # A model held off '<|' wrote the marker without it ('Reendoftext|>'); the decoder ends the title
+    # there, so guidance must forbid those tokens while a keyword is owed, as it forbids '<|'.
+    from pipeline.core.format import parse
+    from pipeline.generate.guidance import token_tables
+
+    hook, enc = _hook(trained, strength=1.0)
+    closing = token_tables(enc, len(enc.encoder))[0]
+    prefix = build_prefix("aww", ["dog"])
+    for idx, piece in ((i, enc.decode([i])) for i in enc.decoder):
+        ended = parse(f"{prefix}My dog{piece} ran<|endoftext|>").document.title != f"My dog{piece} ran"
+        assert closing[idx] or not ended, piece
+    assert any(closing[i] and "|" in enc.decode([i]) and "<" not in enc.decode([i]) for i in enc.decoder)
+
+
 def test_the_pull_rises_with_the_title_so_keywords_spread_over_it(trained):
     import tensorflow as tf
 
