@@ -13,6 +13,7 @@ Optimizer state (Adam's moments) is not saved, as finetune never saved it: a res
 """
 from __future__ import annotations
 
+import math
 import random
 import shutil
 import sys
@@ -79,6 +80,15 @@ class Windows:
         return np.stack([self.tokens[s:s + WINDOW] for s in starts])
 
 
+def learning_rate_at(t, step: int) -> float:
+    """The learning rate of optimiser step `step` (from 1) under `t` (a TrainConfig): `learning_rate`,
+    or with `lr_decay_steps` a cosine from it down to a tenth of it at that step, and a tenth after."""
+    if not t.lr_decay_steps:
+        return t.learning_rate
+    done = min(1.0, (step - 1) / t.lr_decay_steps)
+    return t.learning_rate * (0.1 + 0.45 * (1.0 + math.cos(math.pi * done)))
+
+
 def resolve_precision(tf, t):
     """`t` (a TrainConfig) with precision "auto" made "bf16" or "fp32" for the devices `tf` trains on,
     the choice and its reason printed; any other precision as it is."""
@@ -114,8 +124,10 @@ class _Step:
         self.variables = head_variables(tf)
         train_vars = ([v for v in self.variables if "/h" in v.name or v.name.startswith("copy/")]
                       if t.only_train_transformer_layers else self.variables)
-        opt = (tf.compat.v1.train.AdamOptimizer(learning_rate=t.learning_rate) if t.optimizer == "adam"
-               else tf.compat.v1.train.GradientDescentOptimizer(learning_rate=t.learning_rate))
+        # The rate is fed each step (learning_rate_at): constant as finetune's unless a decay is set.
+        self.rate = tf.compat.v1.placeholder_with_default(np.float32(t.learning_rate), [])
+        opt = (tf.compat.v1.train.AdamOptimizer(learning_rate=self.rate) if t.optimizer == "adam"
+               else tf.compat.v1.train.GradientDescentOptimizer(learning_rate=self.rate))
         grads = tf.gradients(self.loss, train_vars)
         if t.accumulate_gradients == 1:
             self.apply = opt.apply_gradients(list(zip(grads, train_vars)))
@@ -129,16 +141,17 @@ class _Step:
         with tf.control_dependencies([opt.apply_gradients(list(zip([s.read_value() for s in sums], train_vars)))]):
             self.apply = loss_sum.read_value() / t.accumulate_gradients
 
-    def run(self, sess, windows: Windows) -> float:
-        """One optimiser step; returns its loss."""
+    def run(self, sess, windows: Windows, step: int = 1) -> float:
+        """Optimiser step number `step` (from 1); returns its loss."""
         t = self.t
         if t.accumulate_gradients == 1:
-            _, loss = sess.run((self.apply, self.loss), self.objective.feed(windows.batch(t.batch_size)))
+            feed = {**self.objective.feed(windows.batch(t.batch_size)), self.rate: learning_rate_at(t, step)}
+            _, loss = sess.run((self.apply, self.loss), feed)
             return float(loss)
         sess.run(self.reset)
         for _ in range(t.accumulate_gradients):
             sess.run(self.add, self.objective.feed(windows.batch(t.batch_size)))
-        return float(sess.run(self.apply))
+        return float(sess.run(self.apply, {self.rate: learning_rate_at(t, step)}))
 
 
 class _Samples:
@@ -239,7 +252,7 @@ def run_session(t, s: Session, log: LossLog, validator_factory=None) -> str | No
             last = done_before + s.steps
             try:
                 for n in range(done_before + 1, last + 1):
-                    loss = step.run(sess, windows)
+                    loss = step.run(sess, windows, n)
                     avg = (avg[0] * 0.99 + loss, avg[1] * 0.99 + 1.0)
                     done = n
                     log.record(n, round(time.time() - started, 3), round(loss, 4), round(avg[0] / avg[1], 4))

@@ -74,6 +74,7 @@ class TrainConfig:
     val_every: int = 100  # steps between validation measures
     keep_best: bool = False  # samplers load the weights of the best validation loss
     patience: int = 0  # stop after this many measures without improvement (0: never)
+    lr_decay_steps: int = 0  # 0: a constant rate (finetune's); else cosine down to a tenth by this step
 
     def __post_init__(self) -> None:
         for key in ("steps", "batch_size", "accumulate_gradients", "print_every", "max_checkpoints", "sample_length"):
@@ -82,6 +83,8 @@ class TrainConfig:
         for key in ("save_every", "sample_every", "threads"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
+        if self.lr_decay_steps < 0:
+            raise ConfigError(f"lr_decay_steps: must be 0 (constant rate) or more, got {self.lr_decay_steps}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate: must be positive, got {self.learning_rate}")
         if self.sample_length >= WINDOW:

@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from pipeline.core.errors import InputError
+from pipeline.core.errors import ConfigError, InputError
 from pipeline.core.format import build_prefix
 from pipeline.train.log import LossLog, newest_checkpoint, read_counter
 from tests.conftest import TINY_STEPS as STEPS, checkpoint, train_run
@@ -161,3 +161,33 @@ def test_finetune_options_accumulation_transformer_layers_only_and_samples(train
     assert f"======== SAMPLE at step {STEPS + 2} ========" in capsys.readouterr().out
     # The checkpoint folder is a model folder, as finetune left it (generate reads its vocabulary there).
     assert all((checkpoint(copy) / f).is_file() for f in ("hparams.json", "encoder.json", "vocab.bpe", "counter"))
+
+
+def test_the_learning_rate_falls_along_a_cosine_to_a_tenth_and_a_resumed_run_goes_on_along_it(trained, tmp_path):
+    import shutil
+
+    import numpy as np
+    import tensorflow as tf
+
+    from pipeline.train import TrainConfig
+    from pipeline.train.loop import learning_rate_at
+
+    t = TrainConfig(learning_rate=1e-3, lr_decay_steps=100)
+    rates = [learning_rate_at(t, n) for n in range(1, 200)]
+    assert rates[0] == pytest.approx(1e-3) and rates[50] == pytest.approx(5.5e-4)
+    assert rates[100:] == pytest.approx([1e-4] * 99) and all(a >= b for a, b in zip(rates, rates[1:]))
+    assert learning_rate_at(TrainConfig(learning_rate=1e-3), 500) == 1e-3  # 0: finetune's constant rate
+    with pytest.raises(ConfigError, match="lr_decay_steps"):
+        TrainConfig(lr_decay_steps=-1)
+
+    # The rate reaches the optimiser: the same steps from the same weights move them less once it has fallen.
+    cfg, _ = trained
+    moved = {}
+    for name, decay in (("constant", 0), ("decayed", 1)):
+        copy = dataclasses.replace(cfg, data_dir=str(tmp_path / name),
+                                   train=dataclasses.replace(cfg.train, steps=STEPS + 3, lr_decay_steps=decay))
+        shutil.copytree(cfg.paths.run_dir, copy.paths.run_dir)
+        train_run(copy)
+        after = tf.train.load_variable(str(checkpoint(copy)), "model/h0/mlp/c_fc/w")
+        moved[name] = np.abs(after - tf.train.load_variable(str(checkpoint(cfg)), "model/h0/mlp/c_fc/w")).sum()
+    assert 0 < moved["decayed"] < 0.5 * moved["constant"]
