@@ -44,6 +44,10 @@ BROKEN_END = END_TOKEN[-2:]
 _BROKEN_END_RUN = re.compile(re.escape(BROKEN_END[0]) + "+" + re.escape(BROKEN_END[1]))
 _MARKER_NAME = END_TOKEN[2:-2]  # 'endoftext', dropped when written right before a broken end
 _MARKER_NAMES = (START_TOKEN[2:-2], _MARKER_NAME)
+_WORD = re.compile(r"\w")
+_SPACE_RUN = re.compile(r"\s+")
+_NON_WORD_RUN = re.compile(r"[^\w]+")
+_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
 
 
 def closes_title(piece: str) -> bool:
@@ -53,10 +57,6 @@ def closes_title(piece: str) -> bool:
     its '<|', which a model held off '<|' writes instead)."""
     return (END_TOKEN[0] in piece or MARKER in piece or BROKEN_END in piece or piece.endswith(BROKEN_END[0])
             or any(name in piece for name in _MARKER_NAMES))
-_WORD = re.compile(r"\w")
-_SPACE_RUN = re.compile(r"\s+")
-_NON_WORD_RUN = re.compile(r"[^\w]+")
-_EDGE_PUNCT = re.compile(r"^[^\w]+|[^\w]+$")
 
 
 def marker(section: str) -> str:

@@ -144,14 +144,14 @@ class _Step:
     def run(self, sess, windows: Windows, step: int = 1) -> float:
         """Optimiser step number `step` (from 1); returns its loss."""
         t = self.t
+        rate = {self.rate: learning_rate_at(t, step)}
         if t.accumulate_gradients == 1:
-            feed = {**self.objective.feed(windows.batch(t.batch_size)), self.rate: learning_rate_at(t, step)}
-            _, loss = sess.run((self.apply, self.loss), feed)
+            _, loss = sess.run((self.apply, self.loss), {**self.objective.feed(windows.batch(t.batch_size)), **rate})
             return float(loss)
         sess.run(self.reset)
         for _ in range(t.accumulate_gradients):
             sess.run(self.add, self.objective.feed(windows.batch(t.batch_size)))
-        return float(sess.run(self.apply, {self.rate: learning_rate_at(t, step)}))
+        return float(sess.run(self.apply, rate))
 
 
 class _Samples:

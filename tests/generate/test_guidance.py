@@ -224,7 +224,7 @@ def test_the_end_is_held_against_every_token_the_decoder_would_end_the_title_at(
     from pipeline.core.format import parse
     from pipeline.generate.guidance import token_tables
 
-    hook, enc = _hook(trained, strength=1.0)
+    _, enc = _hook(trained, strength=1.0)
     closing = token_tables(enc, len(enc.encoder))[0]
     prefix = build_prefix("aww", ["dog"])
     for idx, piece in ((i, enc.decode([i])) for i in enc.decoder):

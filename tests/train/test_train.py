@@ -180,7 +180,9 @@ def test_the_learning_rate_falls_along_a_cosine_to_a_tenth_and_a_resumed_run_goe
     with pytest.raises(ConfigError, match="lr_decay_steps"):
         TrainConfig(lr_decay_steps=-1)
 
-    # The rate reaches the optimiser: the same steps from the same weights move them less once it has fallen.
+    # The rate reaches the optimiser, at the run's step count: resumed past the fall, all three steps take a
+    # tenth of the rate (counted from the session's first step, one would take it whole), so the same steps
+    # from the same weights move them far less.
     cfg, _ = trained
     moved = {}
     for name, decay in (("constant", 0), ("decayed", 1)):
@@ -190,4 +192,4 @@ def test_the_learning_rate_falls_along_a_cosine_to_a_tenth_and_a_resumed_run_goe
         train_run(copy)
         after = tf.train.load_variable(str(checkpoint(copy)), "model/h0/mlp/c_fc/w")
         moved[name] = np.abs(after - tf.train.load_variable(str(checkpoint(cfg)), "model/h0/mlp/c_fc/w")).sum()
-    assert 0 < moved["decayed"] < 0.5 * moved["constant"]
+    assert 0 < moved["decayed"] < 0.25 * moved["constant"]
