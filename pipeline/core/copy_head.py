@@ -18,7 +18,9 @@ that continues a word (its piece before it in the same word) gets a learned bonu
 and in the gate, where the title's last token is that piece before it; without it a small model
 copies a rare word's pieces out of order ('snorkel' -> 'sn el ... ork'). Ending (HeadSpec.ending,
 model.copy_ending, off by default): while a keyword word is not in the title yet, a learned
-penalty on the tokens that end a title and a learned bonus in the gate. The head's variables live
+penalty on the tokens that end a title and a learned bonus in the gate. Phrases (sampling only,
+`guidance.phrase_order`, guided draws): a later word of a hyphen-joined keyword is chained as a
+continuing piece is, copied only right after the word before it. The head's variables live
 under `copy/`, so the trunk's names are gpt-2-simple's and a checkpoint without the head still loads.
 
     sections = Sections(enc, n_vocab)         # the vocabulary's bytes and spaced twins
@@ -191,16 +193,34 @@ class Sections:
                             out[k], closed[:, k] = first[0], True
         return out, closed
 
-    def prompt(self, ids) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def prompt(self, ids, phrases: bool = False) -> tuple[np.ndarray, ...]:
         """What the sampler feeds for a prompt that ends where its title begins: its keyword tokens
-        [T] bool, the alternates [T], the candidates closed from the start [2, T] and which tokens
-        continue a keyword word [T]."""
+        [T] bool, the alternates [T], the candidates closed from the start [2, T], which tokens
+        continue a keyword word [T], and which begin a later word of a keyword phrase [T] (all
+        False unless `phrases`; see _phrase_words)."""
         ids = np.asarray(ids)
         docs = self.documents(ids)
         keywords = np.zeros(len(ids), dtype=bool)
         for positions, _ in docs:
             keywords[positions] = True
-        return (keywords, *self._alternates(ids, docs), self._continues(ids, docs))
+        alt, closed = self._alternates(ids, docs)
+        phrase = np.zeros(len(ids), dtype=bool)
+        if phrases:
+            self._phrase_words(ids, docs, alt, closed, phrase)
+        return keywords, alt, closed, self._continues(ids, docs), phrase
+
+    def _phrase_words(self, ids: np.ndarray, docs, alt: np.ndarray, closed: np.ndarray, phrase: np.ndarray) -> None:
+        """Marks in `phrase` [T] the first token of each later word of a hyphen-joined keyword
+        ('question' of 'Electrical-question'), and makes the alternate of the '-' before it the token
+        a title ends the word before with: the word's own alternate where that spells it whole
+        (closed, see _alternates), else its last piece. The '-' is never copied itself (it holds no
+        letter), so its alternate slot only serves the one-token look-back of _follows."""
+        for positions, _ in docs:
+            inside = set(positions.tolist())
+            for j in positions:
+                if j - 2 in inside and self.bytes[ids[j - 1]] == b"-" and self.bytes[ids[j]][:1] != b" ":
+                    phrase[j] = True
+                    alt[j - 1] = alt[j - 2] if closed[1, j - 2] else ids[j - 2]
 
     @property
     def stops(self) -> np.ndarray:
@@ -324,13 +344,15 @@ def target_logprob(tf, hidden, logits, tokens, head: HeadInputs):
 class PromptInputs:
     """What a sampler holds of its prompts for the head (tensors of its graph): ids [B, 2, P] (each
     token and its alternate), keywords [B, P], closed [B, 2, P] (from the start), continues [B, P];
-    stops [V] (Sections.stops)."""
+    stops [V] (Sections.stops); phrase [B, P]: the first tokens of a keyword phrase's later words,
+    copied only right after the word before them, as a continuing piece is (None: no such rule)."""
 
     ids: object
     keywords: object
     closed: object
     continues: object
     stops: np.ndarray
+    phrase: object = None
 
 
 def step_logits(tf, h_step, logits, h_prompt, prompt: PromptInputs, written, last, spec: HeadSpec):
@@ -340,7 +362,9 @@ def step_logits(tf, h_step, logits, h_prompt, prompt: PromptInputs, written, las
     prompt has no keyword get the language model's log-probabilities."""
     h_step = tf.cast(h_step, tf.float32)[:, tf.newaxis]
     ids = prompt.ids
-    follows = _follows(tf, last[:, tf.newaxis], ids[:, 0], ids[:, 1], prompt.continues) if spec.follow else None
+    # The chain rule's keys: a word's continuing pieces, and with `phrase` a phrase's later words.
+    chained = prompt.continues if prompt.phrase is None else tf.logical_or(prompt.continues, prompt.phrase)
+    follows = _follows(tf, last[:, tf.newaxis], ids[:, 0], ids[:, 1], chained) if spec.follow else None
     left = None
     if spec.ending:
         starts = tf.logical_and(prompt.keywords, tf.logical_not(prompt.continues))[:, tf.newaxis]
@@ -348,7 +372,7 @@ def step_logits(tf, h_step, logits, h_prompt, prompt: PromptInputs, written, las
         logits = _stop_penalty(tf, logits, left[:, 0], prompt.stops[:logits.shape[-1]],
                                _variables(tf, h_step.shape[-1], spec)[-1][0])
     gate, attn, _ = _pointer(tf, h_step, tf.cast(h_prompt, tf.float32), prompt.keywords[:, tf.newaxis],
-                             written[:, tf.newaxis], spec, follows, left, prompt.continues)
+                             written[:, tf.newaxis], spec, follows, left, chained)
     gate, attn = gate[:, 0], attn[:, 0]  # [B], [B, 2, P]
     batch, n_vocab = tf.shape(logits)[0], tf.shape(logits)[1]
     rows = tf.broadcast_to(tf.range(batch)[:, tf.newaxis, tf.newaxis], tf.shape(ids))

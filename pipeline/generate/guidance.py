@@ -44,6 +44,10 @@ class GuidanceConfig:
     # With shape 'length': the title may not close before this share of its drawn length (0: off).
     # A model that copies its keywords writes them early and would otherwise end there.
     hold_end: float = 0.0
+    # With a copy head: a guided title copies a keyword phrase's later words only right after the
+    # word before them. Left free, the head wrote 'question' first and guidance, which counts a
+    # phrase only whole, then pulled in 'Electrical question': "the question you add Electrical question".
+    phrase_order: bool = True
 
     @property
     def active(self) -> bool:

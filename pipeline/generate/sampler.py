@@ -291,8 +291,10 @@ class Sampler:
             self.alternates = tf.compat.v1.placeholder(tf.int32, [None, None], name="prompt_alternates")
             self.closed = tf.compat.v1.placeholder(tf.bool, [None, 2, None], name="prompt_closed")
             self.continues = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_continues")
+            self.phrase = tf.compat.v1.placeholder(tf.bool, [None, None], name="prompt_phrase")
             candidates = tf.stack([self.context[:, :-1], self.alternates], axis=1)
-            prompt = PromptInputs(candidates, self.keywords, self.closed, self.continues, self.sections.stops)
+            prompt = PromptInputs(candidates, self.keywords, self.closed, self.continues, self.sections.stops,
+                                  self.phrase)
             written0 = self.closed
 
         def body(step, cache, prev, tokens, done, logp, state, written):
@@ -347,19 +349,22 @@ class Sampler:
         """`length` capped so prompt plus sample fit in the model's context window."""
         return max(0, min(length, self.hparams.n_ctx - prompt_len))
 
-    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None) -> SamplerOutput:
+    def sample(self, prompts: list[list[int]], length: int, seed: int, feed: dict | None = None,
+               phrases: bool = False) -> SamplerOutput:
         """Sample one batch: `prompts` are token lists of one length (>= 2 tokens each).
 
         length: at most this many new tokens; seed: this batch's seed; feed: values for the
-        hook's placeholders (e.g. KeywordGuidance.feed).
+        hook's placeholders (e.g. KeywordGuidance.feed); phrases: with the copy head, a keyword
+        phrase's later words are copied only right after the word before them (Sections.prompt).
         """
         if len({len(p) for p in prompts}) != 1 or len(prompts[0]) < 2:
             raise ValueError("a batch needs prompts of one length, at least 2 tokens each")
         inputs = {self.context: np.asarray(prompts, dtype=np.int32),
                   self.max_new: self.max_new_tokens(len(prompts[0]), length), self.seed: int(seed), **(feed or {})}
         if self.head:
-            fed = zip(*(self.sections.prompt(p) for p in prompts))  # each prompt minus its last token is fed
-            for placeholder, parts in zip((self.keywords, self.alternates, self.closed, self.continues), fed):
+            fed = zip(*(self.sections.prompt(p, phrases) for p in prompts))  # each prompt minus its last token is fed
+            for placeholder, parts in zip((self.keywords, self.alternates, self.closed, self.continues, self.phrase),
+                                          fed):
                 inputs[placeholder] = np.stack([part[..., :-1] for part in parts])
         tokens, steps, logprob = self.sess.run((self.out_tokens, self.out_steps, self.out_logprob), feed_dict=inputs)
         return SamplerOutput(tokens=tokens, steps=int(steps), logprob=logprob)

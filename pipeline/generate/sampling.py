@@ -104,7 +104,8 @@ class SamplingLoop:
         if self.hook is not None:
             feed = self.hook.feed([p.keywords for p in prompts], strength=None if guided else 0.0,
                                   categories=[p.category for p in prompts], seed=seed)
-        out = self.sampler.sample(tokens, length=self.length, seed=seed, feed=feed)
+        phrases = guided and self.guidance is not None and self.guidance.gcfg.phrase_order
+        out = self.sampler.sample(tokens, length=self.length, seed=seed, feed=feed, phrases=phrases)
         draws = []
         for prompt, row, logprob in zip(prompts, out.tokens, out.logprob):
             text, finished = cut_at_end(self.sampler.decode(row), len(prompt.prefix))

@@ -53,7 +53,8 @@ def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(se
 def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     enc, s = sections
     ids = enc.encode("<|startoftext|>~`gardening~^harvest tomato~@")
-    keywords, alt, closed, continues = s.prompt(ids)
+    keywords, alt, closed, continues, phrase = s.prompt(ids)
+    assert not phrase.any()  # only asked for (phrases=True) and only in a hyphen-joined keyword
     first = int(np.flatnonzero(keywords)[0])
     assert enc.decode([alt[first]]) == " harvest"
     # As written ('harvest' glued to the word before) it is closed. 'harvest' after the marker is
@@ -66,10 +67,66 @@ def test_a_first_keyword_offers_the_token_a_title_spells_it_with(sections):
     # Pieces the spaced word's first token does not spell stay open: 'Rewilding' is 'Rew' 'ild' 'ing'
     # after the marker and ' Rew' 'ild' 'ing' in a title.
     ids = enc.encode("<|startoftext|>~`gardening~^Rewilding~@")
-    keywords, alt, closed, continues = s.prompt(ids)
+    keywords, alt, closed, continues, _ = s.prompt(ids)
     pieces = np.flatnonzero(keywords)
     assert texts(enc, ids, pieces) == "Rewilding" and enc.decode([alt[pieces[0]]]) == " Rew"
     assert not closed[:, pieces[1:]].any() and continues[pieces[1:]].all()
+
+
+def test_a_phrase_later_word_follows_the_token_a_title_ends_the_word_before_with(sections):
+    enc, s = sections
+    ids = enc.encode("<|startoftext|>~`science~^Electrical-question CRISPR-gene add~@")
+    plain = s.prompt(ids)
+    keywords, alt, closed, continues, phrase = s.prompt(ids, phrases=True)
+    assert [texts(enc, ids, [j]) for j in np.flatnonzero(phrase)] == ["question", "g"]
+    assert not (phrase & continues).any()  # a word's first token: the words-left count is unchanged
+    # The '-' before each offers the token a title ends the word before with: ' Electrical' spells
+    # 'Elect' 'rical' whole; ' CR' does not spell 'CR' 'IS' 'PR', so a title ends that word with 'PR'.
+    hyphens = np.flatnonzero(phrase) - 1
+    assert [texts(enc, ids, [j]) for j in hyphens] == ["-", "-"] and not keywords[hyphens].any()
+    assert [enc.decode([alt[j]]) for j in hyphens] == [" Electrical", "PR"]
+    # Everything else is what the sampler is fed without the rule.
+    others = np.ones(len(ids), bool)
+    others[hyphens] = False
+    for before, after in zip(plain, (keywords, alt, closed, continues)):
+        assert np.array_equal(before[..., others], after[..., others])
+    assert not plain[4].any()
+
+
+def test_a_phrase_later_word_is_copied_only_right_after_the_word_before_it():
+    # Keys: 'Electrical' (id 3), '-' (id 7, not a keyword; its alternate slot holds 3, see
+    # Sections._phrase_words), 'question' (id 4, alternate ' question' 8). With the phrase rule, a
+    # step whose last token is not 'Electrical' gets no copy mass on 'question' either way.
+    rng = np.random.default_rng(2)
+    n, vocab = 8, 12
+    ids = np.array([[[3, 7, 4], [5, 3, 8]]], np.int32)
+    logits = rng.normal(size=(1, vocab)).astype(np.float32)
+    lm = np.exp(logits[0]) / np.exp(logits[0]).sum()
+
+    def mixture(last, phrase):
+        graph = tf.Graph()
+        with graph.as_default():
+            tf.compat.v1.set_random_seed(1)
+            fed = copy_head.PromptInputs(tf.constant(ids), tf.constant([[True, False, True]]),
+                                         tf.constant(np.zeros((1, 2, 3), bool)), tf.constant([[False, False, False]]),
+                                         np.zeros(vocab, bool), tf.constant([[False, False, phrase]]))
+            out = copy_head.step_logits(tf, tf.constant(rng.normal(size=(1, n)).astype(np.float32)),
+                                        tf.constant(logits), tf.constant(rng.normal(size=(1, 3, n)).astype(np.float32)),
+                                        fed, tf.constant(np.zeros((1, 2, 3), bool)), tf.constant([last], tf.int32),
+                                        copy_head.HeadSpec(dim=4))
+            with tf.compat.v1.Session(graph=graph) as sess:
+                sess.run(tf.compat.v1.global_variables_initializer())
+                return np.exp(sess.run(out)[0])
+
+    after_other, after_word, free = mixture(9, True), mixture(3, True), mixture(9, False)
+    lm_share = after_other[9] / lm[9]  # (1 - gate): token 9 is never copied
+    for token in (4, 8):
+        assert after_other[token] == pytest.approx(lm_share * lm[token], rel=1e-5)
+        assert free[token] > after_other[token] * 1.01  # without the rule it could be copied anywhere
+    assert after_word[4] + after_word[8] > (after_word[9] / lm[9]) * (lm[4] + lm[8]) * 1.01
+    assert after_other[3] > lm_share * lm[3] * 1.01  # the phrase's first word is still offered
+    for probs in (after_other, after_word, free):
+        assert probs.sum() == pytest.approx(1.0, abs=1e-5)
 
 
 def test_training_and_sampling_give_the_same_mixture_and_it_sums_to_one():

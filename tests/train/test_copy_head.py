@@ -81,3 +81,26 @@ def test_the_export_holds_the_transformer_alone_and_says_so(headed, tmp_path, ca
 
     assert not [k for k in load_file(str(out / "model.safetensors")) if "copy" in k]
     assert np.isfinite(load_file(str(out / "model.safetensors"))["transformer.wte.weight"]).all()
+
+
+def test_guided_draws_chain_a_phrase_and_unguided_ones_are_left_as_they_were(headed):
+    from pipeline.generate.guidance import GuidanceConfig
+    from pipeline.generate.prompts import Prompt
+    from pipeline.generate.sampler import SamplingSettings
+    from pipeline.generate.sampling import SamplingLoop
+
+    cfg, _ = headed
+    phrase = [Prompt("aww", ("dog-sleeps", "cute"), 1)] * 8
+    words = [Prompt("aww", ("dog", "cute"), 1)] * 8
+
+    def logprobs(order: bool, prompts, guided: bool):
+        gcfg = GuidanceConfig(strength=3.0, phrase_order=order)
+        with SamplingLoop(checkpoint(cfg), SamplingSettings(temperature=1.0, top_p=0.0), length=20,
+                          guidance=gcfg) as loop:
+            return [d.logprob for d in loop.draw(prompts, seed=5, guided=guided)[0]]
+
+    # The rule moves the head's copy mass in a guided draw of a phrase keyword ...
+    assert logprobs(True, phrase, True) != logprobs(False, phrase, True)
+    # ... and nothing else: not the unguided pass, not a prompt without a phrase.
+    assert logprobs(True, phrase, False) == logprobs(False, phrase, False)
+    assert logprobs(True, words, True) == logprobs(False, words, True)
