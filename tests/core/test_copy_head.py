@@ -28,6 +28,25 @@ def texts(enc, ids, positions):
     return "".join(enc.decode([ids[i]]) for i in positions)
 
 
+def one_step(rng, ids, logits, last, spec, continues, phrase=None):
+    """The mixture's probabilities [V] of one sampling step over a prompt whose keys are `ids`
+    [1, 2, P] (tokens, then alternates), all keywords but a '-' (id 7), after the token `last`."""
+    n, keys = 8, ids.shape[-1]
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.set_random_seed(1)
+        fed = copy_head.PromptInputs(tf.constant(ids), tf.constant(ids[:, 0] != 7),
+                                     tf.constant(np.zeros((1, 2, keys), bool)), tf.constant([continues]),
+                                     np.zeros(logits.shape[-1], bool),
+                                     None if phrase is None else tf.constant([phrase]))
+        out = copy_head.step_logits(tf, tf.constant(rng.normal(size=(1, n)).astype(np.float32)),
+                                    tf.constant(logits), tf.constant(rng.normal(size=(1, keys, n)).astype(np.float32)),
+                                    fed, tf.constant(np.zeros((1, 2, keys), bool)), tf.constant([last], tf.int32), spec)
+        with tf.compat.v1.Session(graph=graph) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            return np.exp(sess.run(out)[0])
+
+
 def test_documents_find_each_keyword_section_and_title_even_cut_by_the_window(sections):
     enc, s = sections
     ids = enc.encode("ase~@Cut off at the start<|endoftext|>\n" + DOC + DOC[:-30])
@@ -98,25 +117,12 @@ def test_a_phrase_later_word_is_copied_only_right_after_the_word_before_it():
     # Sections._phrase_words), 'question' (id 4, alternate ' question' 8). With the phrase rule, a
     # step whose last token is not 'Electrical' gets no copy mass on 'question' either way.
     rng = np.random.default_rng(2)
-    n, vocab = 8, 12
     ids = np.array([[[3, 7, 4], [5, 3, 8]]], np.int32)
-    logits = rng.normal(size=(1, vocab)).astype(np.float32)
+    logits = rng.normal(size=(1, 12)).astype(np.float32)
     lm = np.exp(logits[0]) / np.exp(logits[0]).sum()
 
     def mixture(last, phrase):
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.compat.v1.set_random_seed(1)
-            fed = copy_head.PromptInputs(tf.constant(ids), tf.constant([[True, False, True]]),
-                                         tf.constant(np.zeros((1, 2, 3), bool)), tf.constant([[False, False, False]]),
-                                         np.zeros(vocab, bool), tf.constant([[False, False, phrase]]))
-            out = copy_head.step_logits(tf, tf.constant(rng.normal(size=(1, n)).astype(np.float32)),
-                                        tf.constant(logits), tf.constant(rng.normal(size=(1, 3, n)).astype(np.float32)),
-                                        fed, tf.constant(np.zeros((1, 2, 3), bool)), tf.constant([last], tf.int32),
-                                        copy_head.HeadSpec(dim=4))
-            with tf.compat.v1.Session(graph=graph) as sess:
-                sess.run(tf.compat.v1.global_variables_initializer())
-                return np.exp(sess.run(out)[0])
+        return one_step(rng, ids, logits, last, copy_head.HeadSpec(dim=4), [False] * 3, [False, False, phrase])
 
     after_other, after_word, free = mixture(9, True), mixture(3, True), mixture(9, False)
     lm_share = after_other[9] / lm[9]  # (1 - gate): token 9 is never copied
@@ -187,25 +193,12 @@ def test_a_continuing_piece_is_copied_only_right_after_the_piece_before_it():
     # Prompt keyword tokens 'pr' (id 3) 'oud' (id 4, continues it); a step whose last token is
     # another id gets no copy mass on 'oud' (left open, a small model wrote "Whichoud brag").
     rng = np.random.default_rng(1)
-    n, vocab = 8, 12
     ids = np.array([[[3, 4], [5, 6]]], np.int32)  # [B, 2, P]: the tokens, then their alternates
-    logits = rng.normal(size=(1, vocab)).astype(np.float32)
+    logits = rng.normal(size=(1, 12)).astype(np.float32)
     lm = np.exp(logits[0]) / np.exp(logits[0]).sum()
 
     def mixture(last, chain):
-        graph = tf.Graph()
-        with graph.as_default():
-            tf.compat.v1.set_random_seed(1)
-            fed = copy_head.PromptInputs(tf.constant(ids), tf.constant([[True, True]]),
-                                         tf.constant(np.zeros((1, 2, 2), bool)), tf.constant([[False, True]]),
-                                         np.zeros(vocab, bool))
-            out = copy_head.step_logits(tf, tf.constant(rng.normal(size=(1, n)).astype(np.float32)),
-                                        tf.constant(logits), tf.constant(rng.normal(size=(1, 2, n)).astype(np.float32)),
-                                        fed, tf.constant(np.zeros((1, 2, 2), bool)), tf.constant([last], tf.int32),
-                                        copy_head.HeadSpec(dim=4, chain=chain))
-            with tf.compat.v1.Session(graph=graph) as sess:
-                sess.run(tf.compat.v1.global_variables_initializer())
-                return np.exp(sess.run(out)[0])
+        return one_step(rng, ids, logits, last, copy_head.HeadSpec(dim=4, chain=chain), [False, True])
 
     after_other, after_piece, unchained = mixture(9, True), mixture(3, True), mixture(9, False)
     gate_lm = after_other[9] / lm[9]  # (1 - gate): token 9 is never copied
