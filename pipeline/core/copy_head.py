@@ -40,7 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.core.format import END_TOKEN, MARKER, SECTIONS
+from pipeline.core.format import END_TOKEN, KEYWORD_JOIN, MARKER, SECTIONS
 from pipeline.core.gpt2 import token_bytes
 
 HEAD_FILE = "copy_head.json"  # beside a checkpoint trained with the head: HeadSpec's fields
@@ -51,6 +51,7 @@ FOLLOW_INIT = (4.0, 2.0)
 ENDING_INIT = (3.0, 0.5)
 _KEYWORDS = (MARKER + SECTIONS["keywords"]).encode()
 _TITLE = (MARKER + SECTIONS["title"]).encode()
+_JOIN = KEYWORD_JOIN.encode()
 _END = END_TOKEN.encode()
 _WORDLIKE = re.compile(rb"[0-9A-Za-z\x80-\xff]")
 _DOC = re.compile(re.escape(_KEYWORDS) + b"(.*?)" + re.escape(_TITLE) + b"(.*?)(?=" + re.escape(_END)
@@ -218,7 +219,7 @@ class Sections:
         for positions, _ in docs:
             inside = set(positions.tolist())
             for j in positions:
-                if j - 2 in inside and self.bytes[ids[j - 1]] == b"-" and self.bytes[ids[j]][:1] != b" ":
+                if j - 2 in inside and self.bytes[ids[j - 1]] == _JOIN and self.bytes[ids[j]][:1] != b" ":
                     phrase[j] = True
                     alt[j - 1] = alt[j - 2] if closed[1, j - 2] else ids[j - 2]
 

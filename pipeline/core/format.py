@@ -44,6 +44,8 @@ BROKEN_END = END_TOKEN[-2:]
 _BROKEN_END_RUN = re.compile(re.escape(BROKEN_END[0]) + "+" + re.escape(BROKEN_END[1]))
 _MARKER_NAME = END_TOKEN[2:-2]  # 'endoftext', dropped when written right before a broken end
 _MARKER_NAMES = (START_TOKEN[2:-2], _MARKER_NAME)
+# What joins a keyword's words in the keyword section ('Big Bird' -> 'Big-Bird'); a title writes a space.
+KEYWORD_JOIN = "-"
 _WORD = re.compile(r"\w")
 _SPACE_RUN = re.compile(r"\s+")
 _NON_WORD_RUN = re.compile(r"[^\w]+")
@@ -89,7 +91,7 @@ def normalise_keyword(text: str) -> str:
 
     'Big Bird' -> 'Big-Bird', '[Suggestion' -> 'Suggestion'; returns '' for pure punctuation.
     """
-    return _NON_WORD_RUN.sub("-", _EDGE_PUNCT.sub("", text.strip()))
+    return _NON_WORD_RUN.sub(KEYWORD_JOIN, _EDGE_PUNCT.sub("", text.strip()))
 
 
 @dataclass(frozen=True)

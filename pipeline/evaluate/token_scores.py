@@ -18,7 +18,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from pipeline.core.format import BROKEN_MARKER, END_TOKEN, MARKER, SECTIONS
+from pipeline.core.format import BROKEN_MARKER, END_TOKEN, KEYWORD_JOIN, MARKER, SECTIONS
 
 
 @dataclass
@@ -50,7 +50,7 @@ def keyword_spans(title: str, keywords: Iterable[str]) -> list[tuple[int, int]]:
     """Character spans of `title` where a keyword stands as a whole word or words (case-insensitive)."""
     spans = []
     for keyword in keywords:
-        words = keyword.replace("-", " ").split()
+        words = keyword.replace(KEYWORD_JOIN, " ").split()
         if words:
             pattern = r"(?<!\w)" + r"\s+".join(map(re.escape, words)) + r"(?!\w)"
             spans += [m.span() for m in re.finditer(pattern, title, re.IGNORECASE)]

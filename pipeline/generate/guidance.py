@@ -26,7 +26,7 @@ from typing import Any, Literal, Sequence
 import numpy as np
 
 from pipeline.core.errors import ConfigError
-from pipeline.core.format import END_TOKEN, closes_title
+from pipeline.core.format import END_TOKEN, KEYWORD_JOIN, closes_title
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def spellings(keyword: str) -> list[str]:
     """How a keyword can appear in a title: after a space or bare (the title's first word), each
     as written and capitalised. Normalised keywords join words with '-' ('Big-Bird'); titles use spaces.
     """
-    words = keyword.replace("-", " ").strip()
+    words = keyword.replace(KEYWORD_JOIN, " ").strip()
     if not words:
         return []
     upper = words[:1].upper() + words[1:]
@@ -80,7 +80,7 @@ def spelt_by_another(keywords: Sequence[str]) -> list[bool]:
     """For each keyword, whether another keyword of the same prompt holds its words, in order and
     case aside ('food' in 'Street-food'; of two equal keywords, the later one): writing the longer
     one writes it too. The encoder often extracts both; steered apart, titles said 'food Street food'."""
-    split = [keyword.replace("-", " ").lower().split() for keyword in keywords]
+    split = [keyword.replace(KEYWORD_JOIN, " ").lower().split() for keyword in keywords]
 
     def inside(short: list[str], long: list[str]) -> bool:
         return any(long[i:i + len(short)] == short for i in range(len(long) - len(short) + 1))

@@ -141,7 +141,7 @@ class _Step:
         with tf.control_dependencies([opt.apply_gradients(list(zip([s.read_value() for s in sums], train_vars)))]):
             self.apply = loss_sum.read_value() / t.accumulate_gradients
 
-    def run(self, sess, windows: Windows, step: int = 1) -> float:
+    def run(self, sess, windows: Windows, step: int) -> float:
         """Optimiser step number `step` (from 1); returns its loss."""
         t = self.t
         rate = {self.rate: learning_rate_at(t, step)}

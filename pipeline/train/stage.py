@@ -80,11 +80,9 @@ class TrainConfig:
         for key in ("steps", "batch_size", "accumulate_gradients", "print_every", "max_checkpoints", "sample_length"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key}: must be at least 1, got {getattr(self, key)}")
-        for key in ("save_every", "sample_every", "threads"):
+        for key in ("save_every", "sample_every", "threads", "lr_decay_steps"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"{key}: must be 0 or more, got {getattr(self, key)}")
-        if self.lr_decay_steps < 0:
-            raise ConfigError(f"lr_decay_steps: must be 0 (constant rate) or more, got {self.lr_decay_steps}")
         if self.learning_rate <= 0:
             raise ConfigError(f"learning_rate: must be positive, got {self.learning_rate}")
         if self.sample_length >= WINDOW:
